@@ -1,0 +1,3 @@
+export { initBackend, assertKernels, TRAINING_KERNELS, type BackendName, type BackendReport, type InitBackendOptions } from './backend';
+export { installWasmFillIns, WASM_FILL_IN_KERNELS } from './wasm-fill-ins';
+export { Rng, manualSeed, globalRandom, nextSeed } from './random';

@@ -1,0 +1,5 @@
+/** Test helpers for Chimera packages: `import { setupTestBackend, expectNoLeaks, gradCheck } from '@chimera/core/testing'`. */
+export { TEST_BACKENDS, setupTestBackend } from './backend';
+export { expectNoLeaks, expectNoLeaksSync } from './leaks';
+export { gradCheck, gradCheckVariables, type GradCheckOptions, type GradCheckReport } from './grad-check';
+export { Rng } from '../runtime/random';
