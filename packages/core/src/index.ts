@@ -6,3 +6,7 @@
 export * as tf from '@tensorflow/tfjs';
 export * from './runtime/index';
 export * from './nn/index';
+export * from './modality/index';
+export * from './weights/index';
+export * from './training/index';
+export * from './generation/index';

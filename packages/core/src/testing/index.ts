@@ -3,3 +3,4 @@ export { TEST_BACKENDS, setupTestBackend } from './backend';
 export { expectNoLeaks, expectNoLeaksSync } from './leaks';
 export { gradCheck, gradCheckVariables, type GradCheckOptions, type GradCheckReport } from './grad-check';
 export { Rng } from '../runtime/random';
+export { findTorchPython, runTorchScript, torchAvailable } from './torch';

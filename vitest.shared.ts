@@ -1,0 +1,14 @@
+// Settings every package's vitest config starts from.
+import type { ViteUserConfig } from 'vitest/config';
+
+export const sharedTestConfig: ViteUserConfig['test'] = {
+  include: ['test/**/*.test.ts'],
+  testTimeout: 180_000,
+  hookTimeout: 180_000,
+  // Forks, one per core: wasm tests are single-threaded and CPU-bound.
+  pool: 'forks',
+  poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+  // scripts/test.mjs sums these files into one closing line for CI.
+  reporters: ['default', 'json'],
+  outputFile: { json: '.test-results/vitest.json' },
+};
