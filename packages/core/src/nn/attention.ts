@@ -1,0 +1,216 @@
+/**
+ * Multi-head scaled dot-product attention (Vaswani et al. 2017) with grouped-query attention (Ainslie et al.
+ * 2023), optional QK-norm (Qwen3 RMSNorm / Chameleon-style LayerNorm over the head dim), rotary positions,
+ * cross-attention over a context of another width, and a KV cache. Parameter names follow HF Llama
+ * (q_proj, k_proj, v_proj, o_proj, q_norm, k_norm) so checkpoints map by rule.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Module } from './module';
+import { Linear } from './linear';
+import { LayerNorm, RMSNorm } from './norm';
+import { applyRotary, type RotaryTables } from './rope';
+import type { KVCache } from '../generation/kv-cache';
+
+/** Additive value for masked positions. Finite, so a fully masked row averages instead of producing NaN. */
+export const MASK_VALUE = -1e9;
+
+export type QKNormKind = 'rms' | 'layer';
+
+export interface AttentionOptions {
+  /** Width of the input (and output) x. */
+  dim: number;
+  numHeads: number;
+  /** Key/value heads; fewer than numHeads is GQA (must divide it). Default numHeads (MHA). */
+  numKvHeads?: number;
+  /** Default dim / numHeads. */
+  headDim?: number;
+  /** Width of the cross-attention context fed to k_proj/v_proj. Default dim. */
+  kvInputDim?: number;
+  /** Biases on q/k/v projections (Qwen2). Default false. */
+  qkvBias?: boolean;
+  /** Bias on o_proj. Default false. */
+  outBias?: boolean;
+  /** Mask future keys in self-attention when no explicit bias is given (decoders). Default false (encoders). */
+  causal?: boolean;
+  /** Normalise queries and keys per head before RoPE: 'rms' (Qwen3) or 'layer' (Chameleon). Default none. */
+  qkNorm?: QKNormKind;
+  /** Epsilon of the QK-norm (default 1e-6 for 'rms', 1e-5 for 'layer'). */
+  qkNormEps?: number;
+}
+
+export interface AttentionForwardOptions {
+  /** Cross-attention: keys/values come from this context [B, S, kvInputDim] instead of x. */
+  context?: tf.Tensor;
+  /**
+   * Additive mask broadcastable to [B, H, T, S] (0 to keep, MASK_VALUE to drop; -Infinity is clamped to
+   * MASK_VALUE). S counts cached keys too. Replaces the causal mask, so include causality in it if needed.
+   */
+  bias?: tf.Tensor;
+  /** cos/sin [B, T, headDim] for the positions of x's tokens (self-attention only). */
+  rotary?: RotaryTables;
+  /** Self-attention: appends this step's keys/values. Cross-attention: computes the context's once, then reuses. */
+  cache?: KVCache;
+  /** This layer's index in `cache` (required with a cache). */
+  layer?: number;
+}
+
+export class Attention extends Module {
+  readonly dim: number;
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly kvInputDim: number;
+  readonly causal: boolean;
+  readonly q_proj: Linear;
+  readonly k_proj: Linear;
+  readonly v_proj: Linear;
+  readonly o_proj: Linear;
+  readonly q_norm: RMSNorm | LayerNorm | null;
+  readonly k_norm: RMSNorm | LayerNorm | null;
+
+  constructor(options: AttentionOptions) {
+    super();
+    const { dim, numHeads } = options;
+    const numKvHeads = options.numKvHeads ?? numHeads;
+    if (!isPositiveInt(dim) || !isPositiveInt(numHeads) || !isPositiveInt(numKvHeads)) {
+      throw new Error(`Attention: dim, numHeads, numKvHeads must be positive integers, got ${dim}, ${numHeads}, ${numKvHeads}`);
+    }
+    if (numHeads % numKvHeads !== 0) {
+      throw new Error(`Attention: numHeads (${numHeads}) must be a multiple of numKvHeads (${numKvHeads}) for GQA`);
+    }
+    if (options.headDim === undefined && dim % numHeads !== 0) {
+      throw new Error(`Attention: dim (${dim}) is not divisible by numHeads (${numHeads}); pass headDim explicitly`);
+    }
+    this.dim = dim;
+    this.numHeads = numHeads;
+    this.numKvHeads = numKvHeads;
+    this.headDim = options.headDim ?? dim / numHeads;
+    this.kvInputDim = options.kvInputDim ?? dim;
+    this.causal = options.causal ?? false;
+    const qkvBias = options.qkvBias ?? false;
+    this.q_proj = this.addModule('q_proj', new Linear(dim, numHeads * this.headDim, { bias: qkvBias }));
+    this.k_proj = this.addModule('k_proj', new Linear(this.kvInputDim, numKvHeads * this.headDim, { bias: qkvBias }));
+    this.v_proj = this.addModule('v_proj', new Linear(this.kvInputDim, numKvHeads * this.headDim, { bias: qkvBias }));
+    this.o_proj = this.addModule('o_proj', new Linear(numHeads * this.headDim, dim, { bias: options.outBias ?? false }));
+    const makeNorm = (): RMSNorm | LayerNorm | null => {
+      if (options.qkNorm === undefined) return null;
+      if (options.qkNorm === 'rms') return new RMSNorm(this.headDim, { eps: options.qkNormEps ?? 1e-6 });
+      if (options.qkNorm === 'layer') return new LayerNorm(this.headDim, { eps: options.qkNormEps ?? 1e-5 });
+      throw new Error(`Attention: qkNorm must be 'rms' or 'layer', got '${options.qkNorm as string}'`);
+    };
+    const qNorm = makeNorm();
+    const kNorm = makeNorm();
+    this.q_norm = qNorm ? this.addModule('q_norm', qNorm) : null;
+    this.k_norm = kNorm ? this.addModule('k_norm', kNorm) : null;
+  }
+
+  /** x [B, T, dim] -> [B, T, dim]. */
+  forward(x: tf.Tensor, options: AttentionForwardOptions = {}): tf.Tensor {
+    return tf.tidy(() => {
+      const { context, bias, rotary, cache, layer } = options;
+      if (x.rank !== 3 || x.shape[2] !== this.dim) {
+        throw new Error(`Attention: expected x [B, T, ${this.dim}], got shape [${x.shape}]`);
+      }
+      const [batch, length] = x.shape as [number, number, number];
+      const heads = this.numHeads;
+      const groups = heads / this.numKvHeads;
+      if (cache) {
+        if (layer === undefined) throw new Error('Attention: a cache needs the layer index (forward(x, { cache, layer }))');
+        cache.assertCompatible({ numKvHeads: this.numKvHeads, headDim: this.headDim, batch, layer });
+      }
+
+      // q: [B, T, H, Dh] -> norm per head -> [B, H, T, Dh]
+      let q = this.splitHeads(this.q_proj.forward(x), heads, this.q_norm);
+
+      let keys: tf.Tensor; // [B, Hkv, S, Dh]
+      let values: tf.Tensor;
+      let pastLength = 0;
+      if (context) {
+        if (rotary) {
+          throw new Error('Attention: rotary applies to self-attention; a cross-attention context has no query positions');
+        }
+        if (context.rank !== 3 || context.shape[0] !== batch || context.shape[2] !== this.kvInputDim) {
+          throw new Error(`Attention: expected context [${batch}, S, ${this.kvInputDim}], got shape [${context.shape}]`);
+        }
+        const stored = cache?.getStatic(layer!);
+        if (stored) {
+          ({ keys, values } = stored);
+        } else {
+          ({ keys, values } = this.projectKeyValues(context));
+          if (cache) ({ keys, values } = cache.setStatic(layer!, keys, values));
+        }
+      } else {
+        ({ keys, values } = this.projectKeyValues(x));
+        if (rotary) {
+          q = applyRotary(q, rotary.cos, rotary.sin);
+          keys = applyRotary(keys, rotary.cos, rotary.sin);
+        }
+        if (cache) {
+          pastLength = cache.layerLength(layer!);
+          ({ keys, values } = cache.append(layer!, keys, values));
+        }
+      }
+      const keyLength = keys.shape[2]!;
+
+      // GQA without copying K/V: the G query heads sharing one KV head are stacked along the row axis
+      // ([B, H, T, Dh] -> [B, Hkv, G*T, Dh] is a free reshape since head h uses KV head floor(h / G)).
+      const qGrouped = tf.reshape(tf.mul(q, 1 / Math.sqrt(this.headDim)), [batch, this.numKvHeads, groups * length, this.headDim]);
+      const keysT = tf.transpose(keys, [0, 1, 3, 2]); // [B, Hkv, Dh, S]: explicit, no matMul transpose flag
+      let scores = tf.reshape(tf.matMul(qGrouped, keysT), [batch, heads, length, keyLength]); // [B, H, T, S]
+
+      if (bias) {
+        checkBias(bias, [batch, heads, length, keyLength]);
+        scores = tf.add(scores, tf.maximum(bias, MASK_VALUE));
+      } else if (this.causal && !context && length > 1) {
+        scores = tf.add(scores, causalBias(length, keyLength, pastLength));
+      }
+      const probs = tf.reshape(tf.softmax(scores, -1), [batch, this.numKvHeads, groups * length, keyLength]);
+      const mixed = tf.reshape(tf.matMul(probs, values), [batch, heads, length, this.headDim]); // [B, H, T, Dh]
+      const merged = tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [batch, length, heads * this.headDim]);
+      return this.o_proj.forward(merged);
+    });
+  }
+
+  private projectKeyValues(source: tf.Tensor): { keys: tf.Tensor; values: tf.Tensor } {
+    return {
+      keys: this.splitHeads(this.k_proj.forward(source), this.numKvHeads, this.k_norm),
+      values: this.splitHeads(this.v_proj.forward(source), this.numKvHeads, null),
+    };
+  }
+
+  /** [B, T, heads*Dh] -> (optional per-head norm) -> [B, heads, T, Dh]. */
+  private splitHeads(projected: tf.Tensor, heads: number, norm: RMSNorm | LayerNorm | null): tf.Tensor {
+    const [batch, length] = projected.shape as [number, number, number];
+    let perHead = tf.reshape(projected, [batch, length, heads, this.headDim]);
+    if (norm) perHead = norm.forward(perHead);
+    return tf.transpose(perHead, [0, 2, 1, 3]);
+  }
+}
+
+/**
+ * Causal additive mask [T, S] for T new queries after `pastLength` cached tokens: query i (absolute position
+ * pastLength + i) sees keys 0..pastLength + i.
+ */
+export function causalBias(queryLength: number, keyLength: number, pastLength = keyLength - queryLength): tf.Tensor2D {
+  const data = new Float32Array(queryLength * keyLength);
+  for (let i = 0; i < queryLength; i++) {
+    for (let j = pastLength + i + 1; j < keyLength; j++) data[i * keyLength + j] = MASK_VALUE;
+  }
+  return tf.tensor2d(data, [queryLength, keyLength]);
+}
+
+function checkBias(bias: tf.Tensor, target: [number, number, number, number]): void {
+  const shape = bias.shape;
+  const offset = target.length - shape.length;
+  const ok = shape.length <= 4 && shape.every((d, i) => d === 1 || d === target[offset + i]);
+  if (!ok) {
+    throw new Error(
+      `Attention: bias of shape [${shape}] does not broadcast to [B, H, T, S] = [${target}]; ` +
+        'S counts cached keys plus the new ones (e.g. a [B, 1, T, S] mask built for the whole key range)',
+    );
+  }
+}
+
+function isPositiveInt(v: number): boolean {
+  return Number.isInteger(v) && v > 0;
+}
