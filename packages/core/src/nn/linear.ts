@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module';
 import { fanInUniform } from './init';
+import { LoRAAdapter, type LoRAOptions } from './lora';
 
 export interface LinearOptions {
   bias?: boolean;
@@ -17,6 +18,7 @@ export class Linear extends Module {
   readonly outFeatures: number;
   readonly weight: tf.Variable; // [in, out]
   readonly bias: tf.Variable | null; // [out]
+  private adapter: LoRAAdapter | null = null;
 
   constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
     super();
@@ -30,6 +32,36 @@ export class Linear extends Module {
     this.bias = options.bias === false ? null : this.addParameter('bias', fanInUniform([outFeatures], inFeatures));
   }
 
+  /** The LoRA adapter in this layer's slot, if any (see lora.ts). */
+  get lora(): LoRAAdapter | null {
+    return this.adapter;
+  }
+
+  /** Attaches a LoRA adapter as child `lora` (keys `lora.a`, `lora.b`); forward adds its output unless merged. */
+  addLoRA(options: LoRAOptions): LoRAAdapter {
+    if (this.adapter) throw new Error('Linear.addLoRA: this layer already has a LoRA adapter');
+    this.adapter = this.addModule('lora', new LoRAAdapter(this.inFeatures, this.outFeatures, options));
+    return this.adapter;
+  }
+
+  /** Folds the adapter into `weight`; returns false when there is nothing to merge. */
+  mergeLoRA(): boolean {
+    const adapter = this.adapter;
+    if (!adapter || adapter.merged) return false;
+    tf.tidy(() => this.weight.assign(tf.add(this.weight, adapter.delta())));
+    adapter.merged = true;
+    return true;
+  }
+
+  /** Subtracts a merged adapter from `weight` again (exact up to float32 rounding). */
+  unmergeLoRA(): boolean {
+    const adapter = this.adapter;
+    if (!adapter || !adapter.merged) return false;
+    tf.tidy(() => this.weight.assign(tf.sub(this.weight, adapter.delta())));
+    adapter.merged = false;
+    return true;
+  }
+
   /** x: [..., in] -> [..., out]. */
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
@@ -37,10 +69,16 @@ export class Linear extends Module {
       if (lastDim !== this.inFeatures) {
         throw new Error(`Linear: expected last dimension ${this.inFeatures}, got input of shape [${x.shape}]`);
       }
-      const flat = x.rank === 2 ? x : tf.reshape(x, [-1, this.inFeatures]);
-      let y = tf.matMul(flat as tf.Tensor2D, this.weight as tf.Tensor2D);
+      const flat = (x.rank === 2 ? x : tf.reshape(x, [-1, this.inFeatures])) as tf.Tensor2D;
+      let y: tf.Tensor = tf.matMul(flat, this.weight as tf.Tensor2D);
+      if (this.adapter && !this.adapter.merged) y = tf.add(y, this.adapter.forward(flat));
       if (this.bias) y = tf.add(y, this.bias);
       return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), this.outFeatures]);
     });
+  }
+
+  override dispose(): void {
+    super.dispose();
+    this.adapter = null;
   }
 }

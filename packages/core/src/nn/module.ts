@@ -43,8 +43,8 @@ export function globToRegExp(glob: string): RegExp {
 export function matchName(pattern: NamePattern, name: string): boolean {
   if (typeof pattern === 'function') return pattern(name);
   if (pattern instanceof RegExp) return pattern.test(name);
-  // A bare prefix such as `image.encoder` also selects everything below it.
-  return globToRegExp(pattern).test(name) || name.startsWith(`${pattern}.`);
+  // A bare prefix such as `image.encoder` (or `layers.*.mlp`) also selects everything below it.
+  return globToRegExp(pattern).test(name) || globToRegExp(`${pattern}.**`).test(name);
 }
 
 export abstract class Module {
@@ -59,6 +59,20 @@ export abstract class Module {
     this.assertFreeName(name);
     const variable = tf.variable(init, trainable, `chimera_${variableCounter++}_${name}`);
     init.dispose();
+    this.parameterMap.set(name, variable);
+    return variable;
+  }
+
+  /**
+   * Swaps a registered parameter for a new tensor, possibly of another shape (e.g. resizing a vocabulary). The
+   * old variable is disposed and the trainable flag kept; optimizers holding the old variable must be rebuilt.
+   */
+  protected replaceParameter(name: string, init: tf.Tensor): tf.Variable {
+    const old = this.parameterMap.get(name);
+    if (!old) throw new Error(`${this.constructor.name}: no parameter '${name}' to replace`);
+    const variable = tf.variable(init, old.trainable, `chimera_${variableCounter++}_${name}`);
+    init.dispose();
+    old.dispose();
     this.parameterMap.set(name, variable);
     return variable;
   }
@@ -119,18 +133,24 @@ export abstract class Module {
     return out;
   }
 
-  /** The variables an optimizer should update: trainable parameters only, in a stable order. */
+  /** The variables an optimizer should update: trainable parameters only, in a stable order, each once. */
   trainableVariables(): tf.Variable[] {
-    return this.namedParameters()
+    return this.uniqueParameters()
       .filter(([, v]) => v.trainable)
       .map(([, v]) => v);
   }
 
-  /** Names, shapes and counts of parameters; the trainable ones by default. */
+  /** Names, shapes and counts of parameters (all by default); a shared parameter is listed once, by its first name. */
   parameterSummary(options: { trainableOnly?: boolean } = {}): ParameterInfo[] {
-    return this.namedParameters()
+    return this.uniqueParameters()
       .filter(([, v]) => !options.trainableOnly || v.trainable)
       .map(([name, v]) => ({ name, shape: v.shape, count: v.size, trainable: v.trainable }));
+  }
+
+  /** namedParameters without repeats: a module registered under two names (tied weights) counts once. */
+  private uniqueParameters(): [string, tf.Variable][] {
+    const seen = new Set<tf.Variable>();
+    return this.namedParameters().filter(([, v]) => !seen.has(v) && (seen.add(v), true));
   }
 
   countParameters(options: { trainableOnly?: boolean } = {}): number {
@@ -153,10 +173,11 @@ export abstract class Module {
   loadStateDict(state: Record<string, tf.Tensor>, options: LoadStateDictOptions = {}): LoadStateDictResult {
     const strict = options.strict ?? true;
     const own = this.stateDict();
-    const missing = Object.keys(own).filter((k) => !(k in state));
-    const unexpected = Object.keys(state).filter((k) => !(k in own));
+    // Object.hasOwn, not `in`: keys such as 'constructor' must not resolve to Object.prototype members.
+    const missing = Object.keys(own).filter((k) => !Object.hasOwn(state, k));
+    const unexpected = Object.keys(state).filter((k) => !Object.hasOwn(own, k));
     const wrongShape = Object.keys(state)
-      .filter((k) => k in own && !sameShape(own[k]!.shape, state[k]!.shape))
+      .filter((k) => Object.hasOwn(own, k) && !sameShape(own[k]!.shape, state[k]!.shape))
       .map((k) => `${k}: expected [${own[k]!.shape.join(', ')}], got [${state[k]!.shape.join(', ')}]`);
     const problems: string[] = [];
     if (wrongShape.length) problems.push(`wrong shape (${wrongShape.length}): ${wrongShape.join('; ')}`);
@@ -169,9 +190,10 @@ export abstract class Module {
       );
     }
     for (const [name, tensor] of Object.entries(state)) {
-      const target = own[name] as tf.Variable | undefined;
-      if (!target) continue;
-      target.assign(tensor.dtype === target.dtype ? tensor : tf.tidy(() => tf.cast(tensor, target.dtype)));
+      if (!Object.hasOwn(own, name)) continue;
+      const target = own[name] as tf.Variable;
+      // Inside tidy so a cast copy is released once the variable holds its data.
+      tf.tidy(() => target.assign(tensor.dtype === target.dtype ? tensor : tf.cast(tensor, target.dtype)));
     }
     return { missing, unexpected };
   }
@@ -207,8 +229,9 @@ export abstract class Module {
 
   /** Frees every parameter and buffer in the tree. The module is unusable afterwards. */
   dispose(): void {
-    for (const v of this.parameterMap.values()) v.dispose();
-    for (const b of this.bufferMap.values()) b.dispose();
+    // A child shared by two parents is reached twice; disposing a variable twice throws.
+    for (const v of this.parameterMap.values()) if (!v.isDisposed) v.dispose();
+    for (const b of this.bufferMap.values()) if (!b.isDisposed) b.dispose();
     for (const child of this.childMap.values()) child.dispose();
     this.parameterMap.clear();
     this.bufferMap.clear();
