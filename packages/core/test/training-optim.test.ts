@@ -213,6 +213,18 @@ describe.each(TEST_BACKENDS)('AdamW on %s', (backend) => {
     [...a, ...b].forEach(([, v]) => v.dispose());
   });
 
+  it('frees everything it made: construct, step and dispose leave no tensors', () => {
+    const w = tf.variable(tf.ones([3, 2]));
+    const b = tf.variable(tf.zeros([2]));
+    expectNoLeaksSync(() => {
+      const opt = new AdamW([['w', w], ['b', b]], { weightDecay: 0.1 });
+      tf.tidy(() => opt.applyGradients({ w: tf.onesLike(w), b: tf.onesLike(b) }));
+      opt.dispose();
+    }, 'AdamW lifetime');
+    w.dispose();
+    b.dispose();
+  });
+
   it('refuses a gradient for a parameter it does not hold', () => {
     const v = tf.variable(tf.zeros([2]));
     const stranger = tf.variable(tf.zeros([2]));

@@ -1,8 +1,9 @@
 /**
  * Multi-head scaled dot-product attention (Vaswani et al. 2017) with grouped-query attention (Ainslie et al.
  * 2023), optional QK-norm (Qwen3 RMSNorm / Chameleon-style LayerNorm over the head dim), rotary positions,
- * cross-attention over a context of another width, and a KV cache. Parameter names follow HF Llama
- * (q_proj, k_proj, v_proj, o_proj, q_norm, k_norm) so checkpoints map by rule.
+ * cross-attention over a context of another width, a KV cache, and a gated prefix term (LLaMA-Adapter, Zhang et
+ * al. 2023: extra keys/values attended by the same queries through their own softmax, scaled by a zero-initialised
+ * gate). Parameter names follow HF Llama (q_proj, k_proj, v_proj, o_proj, q_norm, k_norm) so checkpoints map by rule.
  */
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module';
@@ -52,6 +53,21 @@ export interface AttentionForwardOptions {
   cache?: KVCache;
   /** This layer's index in `cache` (required with a cache). */
   layer?: number;
+  /** A gated prefix (LLaMA-Adapter) whose term is added to the attention output before o_proj. */
+  adapter?: AttentionAdapter;
+}
+
+/**
+ * Prefix keys/values attended through a separate softmax (no mask, no positions), the result scaled by `gate`
+ * and added to the heads' output. With a zero gate the layer's output is exactly the plain one.
+ */
+export interface AttentionAdapter {
+  /** [B or 1, Hkv, P, Dh]: already projected (and QK-normed if the layer norms keys); no RoPE. */
+  keys: tf.Tensor;
+  /** [B or 1, Hkv, P, Dh]. */
+  values: tf.Tensor;
+  /** One gate ([] or [1]) or one per query head ([H]), applied as given (apply tanh etc. before). */
+  gate: tf.Tensor;
 }
 
 export class Attention extends Module {
@@ -107,13 +123,12 @@ export class Attention extends Module {
   /** x [B, T, dim] -> [B, T, dim]. */
   forward(x: tf.Tensor, options: AttentionForwardOptions = {}): tf.Tensor {
     return tf.tidy(() => {
-      const { context, bias, rotary, cache, layer } = options;
+      const { context, bias, rotary, cache, layer, adapter } = options;
       if (x.rank !== 3 || x.shape[2] !== this.dim) {
         throw new Error(`Attention: expected x [B, T, ${this.dim}], got shape [${x.shape}]`);
       }
       const [batch, length] = x.shape as [number, number, number];
       const heads = this.numHeads;
-      const groups = heads / this.numKvHeads;
       if (cache) {
         if (layer === undefined) throw new Error('Attention: a cache needs the layer index (forward(x, { cache, layer }))');
         cache.assertCompatible({ numKvHeads: this.numKvHeads, headDim: this.headDim, batch, layer });
@@ -150,22 +165,7 @@ export class Attention extends Module {
           ({ keys, values } = cache.append(layer!, keys, values));
         }
       }
-      const keyLength = keys.shape[2]!;
-
-      // GQA without copying K/V: the G query heads sharing one KV head are stacked along the row axis
-      // ([B, H, T, Dh] -> [B, Hkv, G*T, Dh] is a free reshape since head h uses KV head floor(h / G)).
-      const qGrouped = tf.reshape(tf.mul(q, 1 / Math.sqrt(this.headDim)), [batch, this.numKvHeads, groups * length, this.headDim]);
-      const keysT = tf.transpose(keys, [0, 1, 3, 2]); // [B, Hkv, Dh, S]: explicit, no matMul transpose flag
-      let scores = tf.reshape(tf.matMul(qGrouped, keysT), [batch, heads, length, keyLength]); // [B, H, T, S]
-
-      if (bias) {
-        checkBias(bias, [batch, heads, length, keyLength]);
-        scores = tf.add(scores, tf.maximum(bias, MASK_VALUE));
-      } else if (this.causal && !context && length > 1) {
-        scores = tf.add(scores, causalBias(length, keyLength, pastLength));
-      }
-      const probs = tf.reshape(tf.softmax(scores, -1), [batch, this.numKvHeads, groups * length, keyLength]);
-      const mixed = tf.reshape(tf.matMul(probs, values), [batch, heads, length, this.headDim]); // [B, H, T, Dh]
+      const mixed = attendHeads(q, keys, values, { bias, causal: this.causal && !context, pastLength, adapter });
       const merged = tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [batch, length, heads * this.headDim]);
       return this.o_proj.forward(merged);
     });
@@ -185,6 +185,78 @@ export class Attention extends Module {
     if (norm) perHead = norm.forward(perHead);
     return tf.transpose(perHead, [0, 2, 1, 3]);
   }
+}
+
+export interface AttendHeadsOptions {
+  /** Additive mask broadcastable to [B, H, T, S]; replaces the causal mask. */
+  bias?: tf.Tensor | null;
+  /** Mask future keys when no bias is given. */
+  causal?: boolean;
+  /** Cached keys before this step's (offsets the causal mask). */
+  pastLength?: number;
+  adapter?: AttentionAdapter | null;
+}
+
+/**
+ * Scaled dot-product attention over heads already split: q [B, H, T, Dh] (after RoPE), keys and values
+ * [B, Hkv, S, Dh] -> [B, H, T, Dh]. Exported so layers with their own projections (per-modality routing)
+ * share the exact same arithmetic as Attention.forward.
+ */
+export function attendHeads(q: tf.Tensor, keys: tf.Tensor, values: tf.Tensor, options: AttendHeadsOptions = {}): tf.Tensor {
+  return tf.tidy(() => {
+    const [batch, heads, length, headDim] = q.shape as [number, number, number, number];
+    const kvHeads = keys.shape[1]!;
+    const keyLength = keys.shape[2]!;
+    const groups = heads / kvHeads;
+    // GQA without copying K/V: the G query heads sharing one KV head are stacked along the row axis
+    // ([B, H, T, Dh] -> [B, Hkv, G*T, Dh] is a free reshape since head h uses KV head floor(h / G)).
+    const qGrouped = tf.reshape(tf.mul(q, 1 / Math.sqrt(headDim)), [batch, kvHeads, groups * length, headDim]);
+    const keysT = tf.transpose(keys, [0, 1, 3, 2]); // [B, Hkv, Dh, S]: explicit, no matMul transpose flag
+    let scores = tf.reshape(tf.matMul(qGrouped, keysT), [batch, heads, length, keyLength]); // [B, H, T, S]
+    if (options.bias) {
+      checkBias(options.bias, [batch, heads, length, keyLength]);
+      scores = tf.add(scores, tf.maximum(options.bias, MASK_VALUE));
+    } else if (options.causal && length > 1) {
+      scores = tf.add(scores, causalBias(length, keyLength, options.pastLength ?? keyLength - length));
+    }
+    const probs = tf.reshape(tf.softmax(scores, -1), [batch, kvHeads, groups * length, keyLength]);
+    const mixed = tf.reshape(tf.matMul(probs, values), [batch, heads, length, headDim]);
+    return options.adapter ? tf.add(mixed, gatedPrefixAttention(q, options.adapter)) : mixed;
+  });
+}
+
+/**
+ * The LLaMA-Adapter term for queries q [B, H, T, Dh] (after RoPE, unscaled): gate * softmax(q k^T / sqrt(Dh)) v
+ * over the adapter's P prefix keys, as [B, H, T, Dh]. Query head h reads prefix head floor(h / (H / Hkv)).
+ */
+export function gatedPrefixAttention(q: tf.Tensor, adapter: AttentionAdapter): tf.Tensor {
+  return tf.tidy(() => {
+    const { keys, values, gate } = adapter;
+    if (q.rank !== 4) throw new Error(`gatedPrefixAttention: queries must be [B, H, T, Dh], got shape [${q.shape}]`);
+    const [batch, heads, length, headDim] = q.shape as [number, number, number, number];
+    const kvHeads = keys.shape[1]!;
+    const shapeOk = (t: tf.Tensor) =>
+      t.rank === 4 && (t.shape[0] === batch || t.shape[0] === 1) && t.shape[1] === kvHeads && t.shape[3] === headDim;
+    if (!shapeOk(keys) || !shapeOk(values) || keys.shape[2] !== values.shape[2] || heads % kvHeads !== 0) {
+      throw new Error(
+        `Attention adapter: expected keys and values [${batch} or 1, Hkv, P, ${headDim}] with Hkv dividing ${heads} ` +
+          `query heads, got keys [${keys.shape}] and values [${values.shape}]; project the prompts with the layer's ` +
+          'k_proj/v_proj and split them into key/value heads',
+      );
+    }
+    if (gate.rank > 1 || (gate.size !== 1 && gate.size !== heads)) {
+      throw new Error(`Attention adapter: gate must have shape [], [1] or [${heads}] (one per head), got [${gate.shape}]`);
+    }
+    const groups = heads / kvHeads;
+    const prefix = keys.shape[2]!;
+    const full = [batch, kvHeads, prefix, headDim];
+    const k = keys.shape[0] === batch ? keys : tf.broadcastTo(keys, full);
+    const v = values.shape[0] === batch ? values : tf.broadcastTo(values, full);
+    const qGrouped = tf.reshape(tf.mul(q, 1 / Math.sqrt(headDim)), [batch, kvHeads, groups * length, headDim]);
+    const probs = tf.softmax(tf.matMul(qGrouped, tf.transpose(k, [0, 1, 3, 2])), -1); // [B, Hkv, G*T, P]
+    const mixed = tf.reshape(tf.matMul(probs, v), [batch, heads, length, headDim]);
+    return tf.mul(mixed, gate.size === 1 ? tf.reshape(gate, []) : tf.reshape(gate, [1, heads, 1, 1]));
+  });
 }
 
 /**

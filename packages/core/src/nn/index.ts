@@ -23,3 +23,4 @@ export {
   type RopeLadder,
 } from './rope';
 export { Attention, causalBias, MASK_VALUE, type AttentionOptions, type AttentionForwardOptions, type QKNormKind } from './attention';
+export { gatedPrefixAttention, attendHeads, type AttentionAdapter, type AttendHeadsOptions } from './attention';

@@ -102,8 +102,8 @@ export class AdamW {
       const slot: ParamSlot = {
         name,
         variable,
-        expAvg: tf.variable(tf.zerosLike(variable), false),
-        expAvgSq: tf.variable(tf.zerosLike(variable), false),
+        expAvg: zeroMoment(variable),
+        expAvgSq: zeroMoment(variable),
         decay: this.weightDecay > 0 && decayFilter(name, variable.shape),
         step: 0,
       };
@@ -261,4 +261,9 @@ function toNamedList(params: NamedVariables): [string, tf.Variable][] {
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** A zero moment buffer; tidy frees the initial tensor while the variable keeps the data. */
+function zeroMoment(variable: tf.Variable): tf.Variable {
+  return tf.tidy(() => tf.variable(tf.zerosLike(variable), false));
 }

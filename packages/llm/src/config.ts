@@ -1,0 +1,399 @@
+/**
+ * The Llama-family model config (Llama, SmolLM, Qwen2, Qwen3): sizes, attention layout, RoPE, norms, special
+ * token ids. `llamaConfig({...})` fills defaults and validates; `configFromHF(json)` / `configToHF(config)`
+ * translate HF's config.json (model_type llama / qwen2 / qwen3) both ways.
+ *
+ *   const config = llamaConfig({ vocabSize: 64, hiddenSize: 32, numLayers: 2, numHeads: 4, intermediateSize: 64 });
+ *   const fromFile = configFromHF(JSON.parse(readFileSync('config.json', 'utf8')));
+ *
+ * Reading HF configs is strict where a silent default would give a wrong model: a missing required key, a known
+ * key of the wrong type or value, an unsupported model_type, activation or rope type is an error naming the key
+ * and the file's value. Unknown keys are ignored (HF configs carry many that do not change the math).
+ */
+import { ropeScalingFromConfig, type QKNormKind, type RopeScaling } from '@chimera/core';
+
+export type LlamaModelType = 'llama' | 'qwen2' | 'qwen3';
+
+export interface LlamaConfig {
+  /** Which HF family this config round-trips to (decides biases and the config.json layout). */
+  modelType: LlamaModelType;
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  /** Key/value heads (GQA when fewer than numHeads; must divide it). */
+  numKvHeads: number;
+  /** Width of the SwiGLU feed-forward layer. */
+  intermediateSize: number;
+  /** Channels per head; hiddenSize / numHeads when null. */
+  headDim: number | null;
+  ropeTheta: number;
+  ropeScaling: RopeScaling | null;
+  /** M-RoPE (Qwen2-VL): rotating pairs per position axis (t, h, w), summing to headDim / 2; null for 1-D RoPE. */
+  mropeSections: number[] | null;
+  rmsNormEps: number;
+  /** The LM head reuses the embedding table (no `lm_head.weight`). */
+  tieWordEmbeddings: boolean;
+  /** Per-head norm of queries and keys before RoPE: 'rms' (Qwen3) or 'layer' (Chameleon); null for none. */
+  qkNorm: QKNormKind | null;
+  /** Biases on q/k/v projections (Qwen2). */
+  attentionBias: boolean;
+  /** Bias on o_proj (Llama's attention_bias sets both). */
+  attentionOutBias: boolean;
+  /** Biases on gate/up/down projections (Llama's mlp_bias). */
+  mlpBias: boolean;
+  /** Longest sequence (cache included) the model accepts. */
+  maxPositionEmbeddings: number;
+  padTokenId: number | null;
+  bosTokenId: number | null;
+  /** One id or several (Llama 3 stops on any of three). */
+  eosTokenId: number | number[] | null;
+}
+
+/** The sizes a config must state; everything else has a default. */
+export type LlamaConfigInput = Pick<LlamaConfig, 'vocabSize' | 'hiddenSize' | 'numLayers' | 'numHeads' | 'intermediateSize'> &
+  Partial<LlamaConfig>;
+
+/** Fills defaults (MHA, theta 10000, eps 1e-6, untied, no biases, 2048 positions) and validates. */
+export function llamaConfig(input: LlamaConfigInput): LlamaConfig {
+  const config = {
+    modelType: 'llama',
+    numKvHeads: input.numHeads,
+    headDim: null,
+    ropeTheta: 10000,
+    ropeScaling: null,
+    mropeSections: null,
+    rmsNormEps: 1e-6,
+    tieWordEmbeddings: false,
+    qkNorm: null,
+    attentionBias: false,
+    attentionOutBias: false,
+    mlpBias: false,
+    maxPositionEmbeddings: 2048,
+    padTokenId: null,
+    bosTokenId: null,
+    eosTokenId: null,
+    ...withoutUndefined(input),
+  } as LlamaConfig;
+  validateConfig(config);
+  return config;
+}
+
+/** A tiny config for tests and examples: vocab 64, width 32, 2 layers, 4 heads over 2 KV heads. */
+export function tinyLlama(overrides: Partial<LlamaConfig> = {}): LlamaConfig {
+  return llamaConfig({
+    vocabSize: 64,
+    hiddenSize: 32,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    intermediateSize: 64,
+    maxPositionEmbeddings: 256,
+    ...overrides,
+  });
+}
+
+/** Channels per attention head. */
+export function headDimOf(config: LlamaConfig): number {
+  return config.headDim ?? config.hiddenSize / config.numHeads;
+}
+
+/** The end-of-sequence ids as a list (empty when the config has none). */
+export function eosTokenIds(config: LlamaConfig): number[] {
+  const eos = config.eosTokenId;
+  return eos === null ? [] : Array.isArray(eos) ? [...eos] : [eos];
+}
+
+/** Throws one error listing every problem of the config (sizes, head layout, RoPE, token ids). */
+export function validateConfig(config: LlamaConfig): void {
+  const problems: string[] = [];
+  const positiveInt = (key: keyof LlamaConfig) => {
+    const v = config[key];
+    if (!(typeof v === 'number' && Number.isInteger(v) && v > 0)) problems.push(`${key} must be a positive integer, got ${show(v)}`);
+  };
+  for (const key of ['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'intermediateSize', 'maxPositionEmbeddings'] as const) {
+    positiveInt(key);
+  }
+  if (config.headDim !== null) positiveInt('headDim');
+  if (!['llama', 'qwen2', 'qwen3'].includes(config.modelType)) {
+    problems.push(`modelType must be 'llama', 'qwen2' or 'qwen3', got ${show(config.modelType)}`);
+  }
+  const { numHeads, numKvHeads, hiddenSize } = config;
+  if (numHeads > 0 && numKvHeads > 0 && numHeads % numKvHeads !== 0) {
+    problems.push(`numHeads (${numHeads}) must be a multiple of numKvHeads (${numKvHeads}) for grouped-query attention`);
+  }
+  if (config.headDim === null && numHeads > 0 && hiddenSize % numHeads !== 0) {
+    problems.push(`hiddenSize (${hiddenSize}) is not divisible by numHeads (${numHeads}); set headDim explicitly`);
+  }
+  const headDim = headDimOf(config);
+  if (Number.isInteger(headDim) && headDim % 2 !== 0) problems.push(`the head dim (${headDim}) must be even for rotary embeddings`);
+  if (!(config.ropeTheta > 0)) problems.push(`ropeTheta must be > 0, got ${show(config.ropeTheta)}`);
+  if (!(config.rmsNormEps > 0)) problems.push(`rmsNormEps must be > 0, got ${show(config.rmsNormEps)}`);
+  for (const key of ['tieWordEmbeddings', 'attentionBias', 'attentionOutBias', 'mlpBias'] as const) {
+    if (typeof config[key] !== 'boolean') problems.push(`${key} must be a boolean, got ${show(config[key])}`);
+  }
+  if (config.qkNorm !== null && config.qkNorm !== 'rms' && config.qkNorm !== 'layer') {
+    problems.push(`qkNorm must be 'rms', 'layer' or null, got ${show(config.qkNorm)}`);
+  }
+  const sections = config.mropeSections;
+  if (sections !== null) {
+    const sum = Array.isArray(sections) ? sections.reduce((a, b) => a + b, 0) : NaN;
+    if (!Array.isArray(sections) || sections.some((s) => !Number.isInteger(s) || s <= 0) || sum !== headDim / 2) {
+      problems.push(`mropeSections must be positive integers summing to headDim / 2 = ${headDim / 2}, got ${show(sections)}`);
+    }
+  }
+  const ids: [string, number | null][] = [
+    ['padTokenId', config.padTokenId],
+    ['bosTokenId', config.bosTokenId],
+    ...eosTokenIdsLoose(config.eosTokenId).map((id): [string, number] => ['eosTokenId', id]),
+  ];
+  for (const [key, id] of ids) {
+    if (id !== null && !(Number.isInteger(id) && id >= 0 && id < config.vocabSize)) {
+      problems.push(`${key} must be an integer in [0, vocabSize = ${config.vocabSize}) or null, got ${show(id)}`);
+    }
+  }
+  if (problems.length > 0) throw new Error(`Invalid LlamaConfig:\n  ${problems.join('\n  ')}`);
+}
+
+function eosTokenIdsLoose(eos: unknown): number[] {
+  if (eos === null || eos === undefined) return [];
+  return Array.isArray(eos) ? (eos as number[]) : [eos as number];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// HF config.json
+
+type Json = Record<string, unknown>;
+
+const ARCHITECTURES: Record<LlamaModelType, string> = {
+  llama: 'LlamaForCausalLM',
+  qwen2: 'Qwen2ForCausalLM',
+  qwen3: 'Qwen3ForCausalLM',
+};
+
+/** HF's class defaults for the keys a config may omit. */
+const HF_DEFAULTS: Record<LlamaModelType, { maxPositionEmbeddings: number }> = {
+  llama: { maxPositionEmbeddings: 2048 },
+  qwen2: { maxPositionEmbeddings: 32768 },
+  qwen3: { maxPositionEmbeddings: 32768 },
+};
+
+/**
+ * Reads an HF config.json object (model_type llama, qwen2 or qwen3; SmolLM is llama). Errors name the key and
+ * the file's value. Qwen2 always has q/k/v biases; Qwen3 has RMS QK-norm. Unknown keys are ignored.
+ */
+export function configFromHF(json: unknown): LlamaConfig {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    throw new Error(`configFromHF: expected the parsed config.json object, got ${show(json)}`);
+  }
+  const raw = json as Json;
+  const modelType = raw.model_type;
+  if (modelType !== 'llama' && modelType !== 'qwen2' && modelType !== 'qwen3') {
+    throw new Error(
+      `config.json: model_type ${show(modelType)} is not supported; supported: "llama" (also SmolLM), "qwen2", "qwen3"`,
+    );
+  }
+  const read = new ConfigReader(raw, modelType);
+  const hiddenAct = read.optionalString('hidden_act') ?? 'silu';
+  if (hiddenAct !== 'silu') {
+    throw new Error(`config.json: hidden_act "${hiddenAct}" is not supported by the Llama-family model; expected "silu"`);
+  }
+  if (read.optionalBoolean('use_sliding_window') === true) {
+    throw new Error('config.json: use_sliding_window is true, but sliding-window attention is not implemented; set it to false');
+  }
+  const numHeads = read.requiredInt('num_attention_heads');
+  const { ropeScaling, mropeSections } = readRope(raw.rope_scaling);
+  const llamaBias = read.optionalBoolean('attention_bias') ?? false;
+  const config: LlamaConfig = {
+    modelType,
+    vocabSize: read.requiredInt('vocab_size'),
+    hiddenSize: read.requiredInt('hidden_size'),
+    numLayers: read.requiredInt('num_hidden_layers'),
+    numHeads,
+    numKvHeads: read.optionalInt('num_key_value_heads') ?? numHeads,
+    intermediateSize: read.requiredInt('intermediate_size'),
+    headDim: read.optionalInt('head_dim'),
+    ropeTheta: read.optionalNumber('rope_theta') ?? 10000,
+    ropeScaling,
+    mropeSections,
+    rmsNormEps: read.optionalNumber('rms_norm_eps') ?? 1e-6,
+    tieWordEmbeddings: read.optionalBoolean('tie_word_embeddings') ?? false,
+    qkNorm: modelType === 'qwen3' ? 'rms' : null,
+    attentionBias: modelType === 'qwen2' ? true : llamaBias,
+    attentionOutBias: modelType === 'qwen2' ? false : llamaBias,
+    mlpBias: modelType === 'llama' ? (read.optionalBoolean('mlp_bias') ?? false) : false,
+    maxPositionEmbeddings: read.optionalInt('max_position_embeddings') ?? HF_DEFAULTS[modelType].maxPositionEmbeddings,
+    // Some converted Llama configs say pad_token_id -1 for "none".
+    padTokenId: read.optionalTokenId('pad_token_id'),
+    bosTokenId: read.optionalTokenId('bos_token_id'),
+    eosTokenId: read.optionalTokenIds('eos_token_id'),
+  };
+  try {
+    validateConfig(config);
+  } catch (error) {
+    throw new Error(`config.json (model_type "${modelType}") describes an invalid model: ${(error as Error).message}`);
+  }
+  return config;
+}
+
+/**
+ * Writes the config as an HF config.json object. Fails for settings HF's class for this model type cannot
+ * express (e.g. Chameleon's LayerNorm QK-norm on a Llama, or q/k/v biases without o_proj bias on a Llama).
+ */
+export function configToHF(config: LlamaConfig): Json {
+  validateConfig(config);
+  const { modelType } = config;
+  const unsupported = (what: string) =>
+    new Error(`configToHF: ${what} cannot be written as an HF "${modelType}" config; this model has no HF equivalent`);
+  if (modelType === 'qwen3' ? config.qkNorm !== 'rms' : config.qkNorm !== null) {
+    throw unsupported(`qkNorm ${show(config.qkNorm)}`);
+  }
+  if (modelType === 'qwen2' && (!config.attentionBias || config.attentionOutBias)) {
+    throw unsupported(`attentionBias ${config.attentionBias} / attentionOutBias ${config.attentionOutBias} (Qwen2 has q/k/v biases only)`);
+  }
+  if (modelType !== 'qwen2' && config.attentionBias !== config.attentionOutBias) {
+    throw unsupported('q/k/v biases without an o_proj bias (or the reverse)');
+  }
+  if (modelType !== 'llama' && config.mlpBias) throw unsupported('mlpBias');
+  const out: Json = {
+    architectures: [ARCHITECTURES[modelType]],
+    model_type: modelType,
+    vocab_size: config.vocabSize,
+    hidden_size: config.hiddenSize,
+    intermediate_size: config.intermediateSize,
+    num_hidden_layers: config.numLayers,
+    num_attention_heads: config.numHeads,
+    num_key_value_heads: config.numKvHeads,
+    hidden_act: 'silu',
+    max_position_embeddings: config.maxPositionEmbeddings,
+    rms_norm_eps: config.rmsNormEps,
+    rope_theta: config.ropeTheta,
+    rope_scaling: ropeToHF(config),
+    tie_word_embeddings: config.tieWordEmbeddings,
+    pad_token_id: config.padTokenId,
+    bos_token_id: config.bosTokenId,
+    eos_token_id: config.eosTokenId,
+    torch_dtype: 'float32',
+  };
+  if (config.headDim !== null) out.head_dim = config.headDim;
+  if (modelType === 'llama') {
+    out.attention_bias = config.attentionBias;
+    out.mlp_bias = config.mlpBias;
+  }
+  if (modelType === 'qwen3') out.attention_bias = config.attentionBias;
+  if (modelType === 'qwen2') out.use_sliding_window = false;
+  return out;
+}
+
+function readRope(raw: unknown): { ropeScaling: RopeScaling | null; mropeSections: number[] | null } {
+  if (raw === undefined || raw === null) return { ropeScaling: null, mropeSections: null };
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new Error(`config.json: rope_scaling must be an object or null, got ${show(raw)}`);
+  }
+  const rope = raw as Json;
+  const type = rope.rope_type ?? rope.type;
+  // Qwen2-VL writes M-RoPE as rope_scaling { type: "mrope", mrope_section: [16, 24, 24] } (newer files: rope_type "default").
+  if (type === 'mrope' || (rope.mrope_section !== undefined && (type === 'default' || type === undefined))) {
+    const sections = rope.mrope_section;
+    if (!Array.isArray(sections) || sections.some((s) => typeof s !== 'number' || !Number.isInteger(s) || s <= 0)) {
+      throw new Error(`config.json: rope_scaling.mrope_section must be a list of positive integers, got ${show(sections)}`);
+    }
+    return { ropeScaling: null, mropeSections: sections as number[] };
+  }
+  try {
+    return { ropeScaling: ropeScalingFromConfig(rope) ?? null, mropeSections: null };
+  } catch (error) {
+    throw new Error(`config.json: ${(error as Error).message} (rope_scaling was ${show(raw)})`);
+  }
+}
+
+function ropeToHF(config: LlamaConfig): Json | null {
+  if (config.mropeSections !== null) {
+    if (config.ropeScaling !== null) throw new Error('configToHF: M-RoPE together with rope scaling has no HF equivalent');
+    return { type: 'mrope', mrope_section: [...config.mropeSections] };
+  }
+  const s = config.ropeScaling;
+  if (s === null) return null;
+  if (s.type === 'linear') return { rope_type: 'linear', factor: s.factor };
+  return {
+    rope_type: 'llama3',
+    factor: s.factor,
+    low_freq_factor: s.lowFreqFactor,
+    high_freq_factor: s.highFreqFactor,
+    original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+  };
+}
+
+/** Typed reads of config.json keys with errors that name the key and the value found. */
+class ConfigReader {
+  constructor(
+    private readonly raw: Json,
+    private readonly modelType: string,
+  ) {}
+
+  requiredInt(key: string): number {
+    if (this.raw[key] === undefined || this.raw[key] === null) {
+      throw new Error(`config.json (model_type "${this.modelType}"): required key "${key}" is missing (got ${show(this.raw[key])})`);
+    }
+    return this.optionalInt(key)!;
+  }
+
+  optionalInt(key: string): number | null {
+    const v = this.raw[key];
+    if (v === undefined || v === null) return null;
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw this.wrongType(key, 'an integer');
+    return v;
+  }
+
+  optionalNumber(key: string): number | null {
+    const v = this.raw[key];
+    if (v === undefined || v === null) return null;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw this.wrongType(key, 'a number');
+    return v;
+  }
+
+  optionalBoolean(key: string): boolean | null {
+    const v = this.raw[key];
+    if (v === undefined || v === null) return null;
+    if (typeof v !== 'boolean') throw this.wrongType(key, 'true or false');
+    return v;
+  }
+
+  optionalString(key: string): string | null {
+    const v = this.raw[key];
+    if (v === undefined || v === null) return null;
+    if (typeof v !== 'string') throw this.wrongType(key, 'a string');
+    return v;
+  }
+
+  optionalTokenId(key: string): number | null {
+    const v = this.optionalInt(key);
+    return v === null || v < 0 ? null : v;
+  }
+
+  optionalTokenIds(key: string): number | number[] | null {
+    const v = this.raw[key];
+    if (Array.isArray(v)) {
+      if (v.some((id) => typeof id !== 'number' || !Number.isInteger(id))) throw this.wrongType(key, 'an integer or a list of integers');
+      return v.length === 0 ? null : v.length === 1 ? (v[0] as number) : [...(v as number[])];
+    }
+    return this.optionalTokenId(key);
+  }
+
+  private wrongType(key: string, expected: string): Error {
+    return new Error(`config.json (model_type "${this.modelType}"): "${key}" must be ${expected}, got ${show(this.raw[key])}`);
+  }
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return String(value);
+  }
+}
+
+function withoutUndefined<T extends object>(input: T): Partial<T> {
+  return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
