@@ -29,10 +29,12 @@ export function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
 /** Gives every norm weight and bias non-trivial values, so a test sees whether they are applied. */
 export function perturbNorms(model: CausalLM, seed = 7): void {
   const rng = new Rng(seed);
-  for (const [name, v] of model.namedParameters()) {
-    if (/norm\.weight$/.test(name)) v.assign(tf.tensor(Array.from({ length: v.size }, () => 0.6 + 0.8 * rng.next()), v.shape));
-    if (/proj\.bias$/.test(name)) v.assign(tf.tensor(Array.from({ length: v.size }, () => 0.2 * (rng.next() - 0.5)), v.shape));
-  }
+  tf.tidy(() => {
+    for (const [name, v] of model.namedParameters()) {
+      if (/norm\.weight$/.test(name)) v.assign(tf.tensor(Array.from({ length: v.size }, () => 0.6 + 0.8 * rng.next()), v.shape));
+      if (/proj\.bias$/.test(name)) v.assign(tf.tensor(Array.from({ length: v.size }, () => 0.2 * (rng.next() - 0.5)), v.shape));
+    }
+  });
 }
 
 type Mat = number[][];
