@@ -36,3 +36,9 @@ export { causalLMLoss, shiftedTargets } from './loss';
 
 // Text tokenizers: byte-level and HF tokenizer.json, chat templates, special-token registry, streaming decode.
 export * from './tokenizers/index';
+
+// Generation: generate / streamGenerate (left-padded batches, KV cache, samplers, stops, streaming).
+export * from './generation/index';
+
+// HF checkpoints: the Llama/Qwen2/Qwen3/SmolLM key-remap table, loadPretrained / loadPretrainedWeights, savePretrained.
+export * from './checkpoint/index';
