@@ -198,7 +198,10 @@ describe.each(TEST_BACKENDS)('logits processors on %s', (backend) => {
       'MinPProcessor',
     ]);
     expectRowsClose(run(built, logits, tokens), expected);
-    expect(buildLogitsProcessors({ temperature: 1, topP: 1, repetitionPenalty: 1 }).processors).toHaveLength(0);
+    expect(buildLogitsProcessors({ temperature: 1, topP: 1, topK: 0, repetitionPenalty: 1 }).processors).toHaveLength(0);
+    // Out-of-range settings are errors, not silently ignored.
+    expect(() => buildLogitsProcessors({ topP: 1.5 })).toThrow(/0 < p <= 1/);
+    expect(() => buildLogitsProcessors({ topK: -3 })).toThrow(/k >= 1/);
     // An empty list gives back an equal copy the caller owns.
     expect(run(new LogitsProcessorList([]), logits)).toEqual(tf.tidy(() => tf.tensor2d(logits).arraySync()));
   });

@@ -235,7 +235,9 @@ export interface LogitsProcessorOptions {
   allowTokens?: readonly number[];
   /** Applied before the filters, so they see the tempered distribution (Hugging Face's order). */
   temperature?: number;
+  /** Keep the k best (0 = off, as in HF; negative is an error). */
   topK?: number;
+  /** Nucleus mass in (0, 1] (1 = off; outside the range is an error). */
   topP?: number;
   minP?: number;
   /** Floor on how many tokens top-k and top-p keep (default 1). */
@@ -255,8 +257,8 @@ export function buildLogitsProcessors(options: LogitsProcessorOptions): LogitsPr
   if (options.suppressTokens && options.suppressTokens.length > 0) list.push(new SuppressTokensProcessor(options.suppressTokens));
   if (options.allowTokens) list.push(new AllowTokensProcessor(options.allowTokens));
   if (options.temperature !== undefined && options.temperature !== 1) list.push(new TemperatureProcessor(options.temperature));
-  if (options.topK !== undefined && options.topK > 0) list.push(new TopKProcessor(options.topK, keep));
-  if (options.topP !== undefined && options.topP < 1) list.push(new TopPProcessor(options.topP, keep));
+  if (options.topK !== undefined && options.topK !== 0) list.push(new TopKProcessor(options.topK, keep));
+  if (options.topP !== undefined && options.topP !== 1) list.push(new TopPProcessor(options.topP, keep));
   if (options.minP !== undefined && options.minP > 0) list.push(new MinPProcessor(options.minP));
   return new LogitsProcessorList(list);
 }
