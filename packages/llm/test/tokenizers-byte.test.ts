@@ -1,5 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ByteTokenizer, BYTE_VOCAB_SIZE } from '../src/tokenizers/byte-tokenizer';
 import { HFTokenizer } from '../src/tokenizers/hf-tokenizer';
 
@@ -138,5 +141,18 @@ describe('ByteTokenizer', () => {
       }),
       { numRuns: 150 },
     );
+  });
+});
+
+describe('ByteTokenizer.save', () => {
+  it('writes HF files that HFTokenizer loads back with the same encoding', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'byte-tok-'));
+    const original = new ByteTokenizer();
+    original.addTokens(['<image>'], { special: true });
+    await original.save(dir);
+    const loaded = await HFTokenizer.fromDirectory(dir);
+    const text = 'héllo <image> wörld 🙂';
+    expect(loaded.encode(text, { addSpecialTokens: false })).toEqual(original.encode(text, { addSpecialTokens: false }));
+    expect(loaded.vocabSize).toBe(original.vocabSize);
   });
 });

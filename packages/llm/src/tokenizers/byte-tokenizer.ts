@@ -1,6 +1,7 @@
 // Byte-level tokenizer that needs no files: ids 0..255 are the UTF-8 bytes, added and special tokens follow
 // (the ByT5 vocabulary, Xue et al. 2022, "ByT5: Towards a token-free future with pre-trained byte-to-byte models").
 import type { ChatMessage, TokenizerChatOptions } from './chat-template';
+import { writeTokenizerFiles, type HFTokenizerFiles } from './tokenizer-files';
 import { encodeChat, normalizeChatTemplates } from './chat-template';
 import {
   assertTokenIds,
@@ -31,11 +32,6 @@ export interface ByteTokenizerOptions {
 }
 
 /** The contents of an HF tokenizer.json and tokenizer_config.json that encode exactly like a ByteTokenizer. */
-export interface HFTokenizerFiles {
-  tokenizerJson: Record<string, unknown>;
-  tokenizerConfig: Record<string, unknown>;
-}
-
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
@@ -217,6 +213,11 @@ export class ByteTokenizer implements TextTokenizer {
    * The same tokenizer as HF files (a merge-free byte-level BPE whose id b is byte b, then the added tokens), so
    * HFTokenizer, transformers and tokenizers.js encode exactly as this class does.
    */
+  /** Writes the HF files of toHFFiles() into `dir`, so savePretrained can ship this tokenizer. */
+  async save(dir: string): Promise<void> {
+    await writeTokenizerFiles(dir, this.toHFFiles());
+  }
+
   toHFFiles(): HFTokenizerFiles {
     const byteChars = gpt2ByteToUnicode();
     const vocab: Record<string, number> = {};

@@ -3,8 +3,8 @@
 import { promises as fs } from 'node:fs';
 import * as nodePath from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { writeFileAtomic } from '@chimera/core';
 import type { ChatMessage, TokenizerChatOptions } from './chat-template';
+import { writeTokenizerFiles } from './tokenizer-files';
 import { encodeChat, normalizeChatTemplates } from './chat-template';
 import {
   assertTokenIds,
@@ -348,10 +348,7 @@ export class HFTokenizer implements TextTokenizer {
 
   /** Writes tokenizer.json and tokenizer_config.json into `dir` (created if needed), each atomically. */
   async save(dir: string): Promise<void> {
-    const { tokenizerJson, tokenizerConfig } = this.toJSON();
-    await fs.mkdir(dir, { recursive: true });
-    await writeFileAtomic(nodePath.join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson, null, 2));
-    await writeFileAtomic(nodePath.join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig, null, 2));
+    await writeTokenizerFiles(dir, this.toJSON());
   }
 
   /** Rebuilds the library tokenizer and the lookups after the added tokens changed. */

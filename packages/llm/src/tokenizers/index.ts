@@ -1,6 +1,7 @@
 // Text tokenizers: the common interface, byte-level and HF tokenizers, chat templates, special tokens, streaming.
 export { type TextTokenizer, type EncodeOptions, type DecodeOptions, type AddTokensOptions } from './tokenizer';
-export { ByteTokenizer, BYTE_VOCAB_SIZE, type ByteTokenizerOptions, type HFTokenizerFiles } from './byte-tokenizer';
+export { ByteTokenizer, BYTE_VOCAB_SIZE, type ByteTokenizerOptions } from './byte-tokenizer';
+export { writeTokenizerFiles, type HFTokenizerFiles } from './tokenizer-files';
 export { HFTokenizer, type HFTokenizerOptions } from './hf-tokenizer';
 export {
   applyChatTemplate,
