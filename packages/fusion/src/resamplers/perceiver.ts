@@ -1,0 +1,99 @@
+/**
+ * The Perceiver resampler (Jaegle et al. 2021, "Perceiver"; as used by Alayrac et al. 2022, "Flamingo"): a fixed
+ * number of learned latents cross-attend to a variable number of features, so every item leaves with the same
+ * token count. As in Flamingo, each layer's keys and values are the features concatenated with the latents
+ * themselves; each layer is pre-norm attention plus a GELU feed-forward, both residual, with a final LayerNorm.
+ *
+ * Parameters (per layer i): `latents` [L, D], `layers.{i}.media_norm`, `layers.{i}.latent_norm`,
+ * `layers.{i}.attn.{q,k,v,o}_proj` (no biases), `layers.{i}.ffn_norm`, `layers.{i}.ffn.{fc1,fc2}` (no biases), `norm`.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Attention, LayerNorm, MLP, Module, init } from '@chimera/core';
+
+export interface PerceiverOptions {
+  /** Learned latents, i.e. tokens per item after resampling (default 64, Flamingo). */
+  numLatents?: number;
+  /** Layers (default 6, Flamingo). */
+  depth?: number;
+  /** Attention heads (default 8) of width headDim (default 64). */
+  heads?: number;
+  headDim?: number;
+  /** Feed-forward hidden width as a multiple of the feature width (default 4). */
+  ffMult?: number;
+}
+
+class PerceiverLayer extends Module {
+  readonly media_norm: LayerNorm;
+  readonly latent_norm: LayerNorm;
+  readonly attn: Attention;
+  readonly ffn_norm: LayerNorm;
+  readonly ffn: MLP;
+
+  constructor(dim: number, heads: number, headDim: number, ffMult: number) {
+    super();
+    this.media_norm = this.addModule('media_norm', new LayerNorm(dim));
+    this.latent_norm = this.addModule('latent_norm', new LayerNorm(dim));
+    this.attn = this.addModule('attn', new Attention({ dim, numHeads: heads, headDim }));
+    this.ffn_norm = this.addModule('ffn_norm', new LayerNorm(dim));
+    this.ffn = this.addModule('ffn', new MLP(dim, dim * ffMult, { activation: 'gelu', bias: false }));
+  }
+
+  /** media [B, N, D], latents [B, L, D] -> latents [B, L, D]. */
+  forward(media: tf.Tensor, latents: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const normedLatents = this.latent_norm.forward(latents);
+      const keys = tf.concat([this.media_norm.forward(media), normedLatents], 1); // [B, N + L, D]
+      const attended = tf.add(latents, this.attn.forward(normedLatents, { context: keys }));
+      return tf.add(attended, this.ffn.forward(this.ffn_norm.forward(attended)));
+    });
+  }
+}
+
+export class PerceiverResampler extends Module {
+  readonly inputDim: number;
+  readonly outputDim: number;
+  readonly numLatents: number;
+  readonly latents: tf.Variable; // [L, D]
+  readonly layers: PerceiverLayer[];
+  readonly norm: LayerNorm;
+
+  /** Works at the feature width `dim` (output width = input width, as in Flamingo). */
+  constructor(dim: number, options: PerceiverOptions = {}) {
+    super();
+    const numLatents = options.numLatents ?? 64;
+    const depth = options.depth ?? 6;
+    const heads = options.heads ?? 8;
+    const headDim = options.headDim ?? 64;
+    const ffMult = options.ffMult ?? 4;
+    for (const [key, value] of Object.entries({ dim, numLatents, depth, heads, headDim, ffMult })) {
+      if (!(Number.isInteger(value) && value >= 1)) throw new Error(`PerceiverResampler: ${key} must be a positive integer, got ${value}`);
+    }
+    this.inputDim = dim;
+    this.outputDim = dim;
+    this.numLatents = numLatents;
+    this.latents = this.addParameter('latents', init.normal([numLatents, dim], 1)); // torch.randn, as OpenFlamingo
+    this.layers = this.addModuleList(
+      'layers',
+      Array.from({ length: depth }, () => new PerceiverLayer(dim, heads, headDim, ffMult)),
+    );
+    this.norm = this.addModule('norm', new LayerNorm(dim));
+  }
+
+  /** features [B, N, D] -> [B, numLatents, D]. */
+  forward(features: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      checkFeatures('PerceiverResampler', features, this.inputDim);
+      const batch = features.shape[0]!;
+      let latents: tf.Tensor = tf.broadcastTo(tf.expandDims(this.latents, 0), [batch, this.numLatents, this.inputDim]);
+      for (const layer of this.layers) latents = layer.forward(features, latents);
+      return this.norm.forward(latents);
+    });
+  }
+}
+
+/** Throws unless `features` is [B, N, dim]. */
+export function checkFeatures(who: string, features: tf.Tensor, dim: number): void {
+  if (features.rank !== 3 || features.shape[2] !== dim) {
+    throw new Error(`${who}: expected features [items, N, ${dim}] (the encoder's feature width), got [${features.shape}]`);
+  }
+}
