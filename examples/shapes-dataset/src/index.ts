@@ -1,0 +1,29 @@
+// A seeded generator of small RGB images of shapes, with full scene descriptions, classification labels and
+// question/answer pairs (PNG output lives in the './png' entry).
+export { SHAPE_KINDS, PLURALS, isShapeKind, insideShape, type ShapeKind } from './kinds';
+export { COLOR_NAMES, PALETTE, isColorName, type ColorName } from './palette';
+export { resolveShapesOptions, type ShapesOptions, type ResolvedShapesOptions, type Range } from './options';
+export { generateScene, sizeBand, SIZE_BAND, type Scene, type SceneShape, type SizeClass, type Box } from './scene';
+export { renderScene } from './render';
+export {
+  QUESTION_TYPES,
+  ANSWERS,
+  WORDS,
+  LEFT_OF_MARGIN,
+  questionWords,
+  questionsFor,
+  sampleQuestion,
+  type Question,
+  type QuestionType,
+} from './questions';
+export { SPLITS, SPLIT_NAMES, sampleId, splitOf, type SplitName, type SplitRange } from './splits';
+export { SeededRandom, deriveSeed, mix32 } from './random';
+export {
+  ShapesDataset,
+  type ShapeSample,
+  type ClassificationSample,
+  type QuestionSample,
+  type QuestionOptions,
+} from './dataset';
+export { drawText, textWidth, wrapText, GLYPH_WIDTH, GLYPH_HEIGHT, GLYPH_ADVANCE } from './font';
+export { imageGrid, type GridTile, type GridOptions } from './grid';
