@@ -1,3 +1,4 @@
 export { initBackend, assertKernels, TRAINING_KERNELS, type BackendName, type BackendReport, type InitBackendOptions } from './backend';
 export { installWasmFillIns, WASM_FILL_IN_KERNELS } from './wasm-fill-ins';
 export { Rng, manualSeed, globalRandom, nextSeed } from './random';
+export { FAST_PATHS, installFastPaths, uninstallFastPaths, type FastPathInfo } from './fast-paths';

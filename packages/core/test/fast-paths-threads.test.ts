@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// Threaded wasm is chosen once per process, so each configuration runs in its own child process.
+
+const here = dirname(fileURLToPath(import.meta.url));
+const viteNode = join(here, '..', '..', '..', 'node_modules', '.bin', 'vite-node');
+
+function runChild(threads: number): Promise<{ threads: number; reasons: string[]; hash: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(viteNode, [join(here, 'fast-paths-threads.child.ts'), String(threads)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => {
+      child.kill();
+      reject(new Error(`child with ${threads} thread(s) did not exit within 150 s (a worker kept it alive?)\n${out}\n${err}`));
+    }, 150_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      const line = out.trim().split('\n').at(-1) ?? '';
+      if (code !== 0 || !line.startsWith('{')) reject(new Error(`child with ${threads} thread(s) failed (exit ${code}):\n${out}\n${err}`));
+      else resolve(JSON.parse(line));
+    });
+  });
+}
+
+describe('wasm with threads', () => {
+  it('runs on 2 threads, computes bit-for-bit what 1 thread computes, and lets the process exit', async () => {
+    const [two, one] = await Promise.all([runChild(2), runChild(1)]);
+    expect(two.threads, two.reasons.join('\n')).toBe(2);
+    expect(two.reasons.at(-1)).toBe('wasm: chosen (XNNPACK on 2 threads)');
+    expect(one.threads).toBe(1);
+    expect(two.hash).toBe(one.hash);
+  }, 200_000);
+});
