@@ -36,8 +36,9 @@ export interface ExperimentOptions {
   seed: number;
   /** Held-out problems in the final score. */
   evalExamples: number;
-  /** Score this many held-out problems every `evalEvery` steps while training (default 0: never). */
+  /** Score held-out problems every this many steps while training (default 0: never). */
   evalEvery?: number;
+  /** Held-out problems scored at each of those evaluations (default 256; the first of the final set). */
   progressExamples?: number;
   /** The Trainer's per-step JSONL metrics. */
   metricsPath?: string;

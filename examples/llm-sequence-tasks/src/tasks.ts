@@ -30,8 +30,10 @@ export interface SequenceTask {
   readonly maxAnswerLength: number;
   /** How many distinct problems exist (both splits together). */
   readonly problemCount: number;
-  /** A uniformly drawn problem of either split. */
+  /** A uniformly drawn problem of either split: what held-out problems are drawn from. */
   draw(rng: Rng): Example;
+  /** A problem drawn from the training distribution (default: `draw`). */
+  drawForTraining?(rng: Rng): Example;
 }
 
 export type Split = 'train' | 'heldout';
@@ -76,6 +78,13 @@ export function reversalTask(options: ReversalOptions = {}): SequenceTask {
 export interface AdditionOptions {
   /** Digits per operand, 1 .. 6 (default 3: operands 0 .. 999). */
   digits?: number;
+  /**
+   * Train on operands whose digit count is uniform in 1 .. digits (default true) instead of uniform values, where
+   * 90% have all the digits. Short operands give answer digits that copy the other operand's digit, which teaches
+   * the model where the aligned digits are before it has learned to add them, and shortens the long loss plateau
+   * that uniform operands start with. Held-out problems stay uniform over all operand pairs.
+   */
+  balancedDigits?: boolean;
 }
 
 /** `a + b = s $` with zero-padded operands and every number least-significant digit first. */
@@ -84,14 +93,22 @@ export function additionTask(options: AdditionOptions = {}): SequenceTask {
   if (!(Number.isInteger(digits) && digits >= 1 && digits <= 6)) throw new Error(`additionTask: digits must be an integer in [1, 6], got ${digits}`);
   const limit = 10 ** digits;
   return {
-    name: `addition (${digits}-digit operands, digits reversed)`,
+    name: `addition (${digits}-digit operands, digits reversed${options.balancedDigits === false ? '' : ', trained on balanced digit counts'})`,
     maxLength: 2 * digits + 2 + digits + 2,
     maxAnswerLength: digits + 2,
     problemCount: limit * limit,
     draw(rng) {
-      const a = rng.nextInt(limit);
-      const b = rng.nextInt(limit);
-      return additionExample(a, b, digits);
+      return additionExample(rng.nextInt(limit), rng.nextInt(limit), digits);
+    },
+    drawForTraining(rng) {
+      if (options.balancedDigits === false) return this.draw(rng);
+      // A digit count, then a value with exactly that many digits (0 counts as a 1-digit number).
+      const operand = () => {
+        const count = 1 + rng.nextInt(digits);
+        const low = count === 1 ? 0 : 10 ** (count - 1);
+        return low + rng.nextInt(10 ** count - low);
+      };
+      return additionExample(operand(), operand(), digits);
     },
   };
 }
@@ -125,10 +142,11 @@ export function splitOf(example: Example): Split {
   return (hash >>> 0) / 4294967296 < HELDOUT_SHARE ? 'heldout' : 'train';
 }
 
-/** A problem of the given split, by redrawing until one lands there. */
+/** A problem of the given split, by redrawing until one lands there (training problems from the training distribution). */
 export function drawFrom(task: SequenceTask, split: Split, rng: Rng): Example {
+  const draw = split === 'train' && task.drawForTraining ? task.drawForTraining.bind(task) : task.draw.bind(task);
   for (let attempt = 0; attempt < 10_000; attempt++) {
-    const example = task.draw(rng);
+    const example = draw(rng);
     if (splitOf(example) === split) return example;
   }
   throw new Error(`drawFrom: no ${split} problem of ${task.name} in 10000 draws; the task has too few problems to split`);

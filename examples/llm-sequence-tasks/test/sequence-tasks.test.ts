@@ -43,11 +43,16 @@ describe('tasks', () => {
     expect(decode(example.answer)).toBe('7530$');
     const task = additionTask({ digits: 3 });
     const rng = new Rng(11);
-    for (let i = 0; i < 200; i++) {
-      const [a, b] = decode(task.draw(rng).prompt).slice(0, -1).split('+') as [string, string];
-      const e = additionExample(readReversed(a), readReversed(b), 3);
-      expect(readReversed(decode(e.answer).slice(0, -1))).toBe(readReversed(a) + readReversed(b));
+    let oneDigitOperands = 0;
+    for (let i = 0; i < 600; i++) {
+      // Held-out problems (draw) are uniform; training problems have a uniform digit count per operand.
+      const example = i % 2 === 0 ? task.draw(rng) : task.drawForTraining!(rng);
+      const [a, b] = decode(example.prompt).slice(0, -1).split('+').map(readReversed) as [number, number];
+      expect(readReversed(decode(example.answer).slice(0, -1))).toBe(a + b);
+      expect(decode(example.answer)).toMatch(/^[0-9]{4}\$$/);
+      if (i % 2 === 1) oneDigitOperands += Number(a < 10) + Number(b < 10);
     }
+    expect(Math.abs(oneDigitOperands / 600 - 1 / 3)).toBeLessThan(0.07);
   });
 
   it('the held-out split is about a tenth of all problems and never meets the training batches', () => {
