@@ -160,6 +160,34 @@ describe('wasm Identity, Slice, SplitV, Concat fast paths', () => {
   });
 });
 
+describe('wasm Transpose fast path (64-row panels)', () => {
+  it('transposes matrices of every eligible and ineligible shape and dtype like the cpu kernel', async () => {
+    await expectSameAsReference(() => {
+      const out: tf.Tensor[] = [];
+      // Panelled: rows a multiple of 64 (2+ panels), 16384+ elements; [1, R, C] is still a single matrix.
+      for (const shape of [[512, 96], [320, 72], [192, 130], [1, 384, 50]]) out.push(tf.transpose(floats(shape, shape[0]!), [...shape.keys()].map((i, _, k) => (i < k.length - 2 ? i : 2 * k.length - 3 - i))));
+      const ints = tf.cast(tf.mul(floats([256, 80], 3), 100), 'int32');
+      out.push(tf.transpose(ints), tf.transpose(tf.greater(floats([128, 160], 4), 0)));
+      // Not panelled: rows not a multiple of 64, small, batched, or another permutation.
+      out.push(tf.transpose(floats([200, 100], 5)), tf.transpose(floats([128, 64], 6)), tf.transpose(floats([2, 256, 128], 7), [0, 2, 1]));
+      out.push(tf.transpose(floats([256, 2, 64], 8), [1, 0, 2]));
+      return out;
+    });
+  });
+
+  it("keeps a linear layer's gradients (transposed input and weight) identical", async () => {
+    // Reference: wasm with every other fast path (tfjs's flagged matmuls would round differently).
+    const build = () => tf.grads((a: tf.Tensor, w: tf.Tensor) => tf.sum(tf.square(tf.matMul(a, w))))([floats([256, 96], 9), floats([96, 128], 10)]);
+    const others = FAST_PATHS.map((p) => p.id).filter((id) => id !== 'wasm-transpose');
+    const without = await initBackend({ backend: 'wasm', fastPaths: others });
+    expect(without.fastPaths).not.toContain('wasm-transpose');
+    const reference = read(build);
+    const withIt = await initBackend({ backend: 'wasm' });
+    expect(withIt.fastPaths).toContain('wasm-transpose');
+    expect(read(build)).toEqual(reference);
+  });
+});
+
 describe('wasm comparison fast paths', () => {
   it('compare with broadcasting, NaN and ints like the cpu kernels', async () => {
     await expectSameAsReference(() => {
@@ -171,6 +199,7 @@ describe('wasm comparison fast paths', () => {
       for (const op of [tf.equal, tf.notEqual, tf.less, tf.lessEqual, tf.greater, tf.greaterEqual]) {
         out.push(op(x, rowMax), op(x, tf.scalar(3)), op(x, tf.tensor1d([3, NaN, 5])), op(ints, column), op(tf.scalar(2), tf.scalar(2)));
         out.push(op(floats([3, 1, 4], 17), floats([1, 5, 1], 18)));
+        out.push(op(x, tf.reverse(x, -1))); // equal shapes: tfjs's own kernel
       }
       return out;
     });

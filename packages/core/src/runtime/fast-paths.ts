@@ -9,6 +9,7 @@ import { batchMatMulGradient } from './matmul-gradient';
 import { segmentSumCpuKernel, segmentSumWasmKernel } from './segment-sum';
 import { makeAliasIdentity, makeHeapConcat, makeHeapSlice, makeHeapSplitV, wasmHeapAccessible } from './wasm-data-movement';
 import { COMPARISONS, makeBroadcastCompare } from './wasm-compare';
+import { makePanelTranspose } from './wasm-transpose';
 
 export interface FastPathInfo {
   /** Short stable id, as listed in BackendReport.fastPaths and accepted by initBackend({ fastPaths: [...] }). */
@@ -110,6 +111,12 @@ const FAST_PATH_LIST: FastPath[] = [
       if (!tf.getKernel('Transpose', 'wasm') || !wasmBackendSupportsSlicedMatMul(tf.findBackend('wasm'))) return null;
       return makeSlicedBatchMatMul(original.kernelFunc, (args) => tf.getKernel('Transpose', 'wasm')!.kernelFunc(args));
     }),
+  },
+  {
+    id: 'wasm-transpose',
+    backends: ['wasm'],
+    description: 'Transpose of a matrix with 128+ rows (multiple of 64) moved in 64-row panels (no cache-set aliasing)',
+    ...kernelOverride('Transpose', 'wasm', (original) => makePanelTranspose(original.kernelFunc)),
   },
   {
     id: 'wasm-segment-sum',
