@@ -94,7 +94,7 @@ async function child(threads: number): Promise<void> {
     tf.dispose([value, ...Object.values(grads)]);
   };
   step();
-  const stepTiming = measure(step, quick ? 1 : 3);
+  const stepTiming = measure(step, quick ? 1 : 2);
   const result: ChildResult = {
     threads: report.threads,
     reasons: report.reasons,
