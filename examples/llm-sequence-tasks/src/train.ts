@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend, type BackendName } from '@chimera/core';
 import { generate } from '@chimera/llm';
-import { installEngineFixes } from './engine-fixes/index';
 import { greedyAnswers, sameAnswer } from './evaluate';
 import { percent, runExperiment, type ExperimentOptions, type ModelSize } from './experiment';
 import { additionTask, reversalTask, type SequenceTask } from './tasks';
@@ -82,8 +81,7 @@ async function main(): Promise<void> {
     if (!PRESETS[name]) throw new Error(`--task must be one of ${Object.keys(PRESETS).join(', ')} or all, got '${name}'`);
   }
   const backend = await initBackend(values.backend ? { backend: values.backend as BackendName } : {});
-  const fixes = installEngineFixes();
-  console.log(`backend: ${backend.backend}; engine fixes: ${fixes.join(', ')}`);
+  console.log(`backend: ${backend.backend}; fast paths: ${backend.fastPaths.join(', ') || 'none'}`);
   const seed = int('seed', values.seed!);
 
   const summary: string[] = [];

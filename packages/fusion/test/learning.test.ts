@@ -8,7 +8,6 @@ import { AdamW, Trainer, manualSeed } from '@chimera/core';
 import { expectNoLeaks, setupTestBackend } from '@chimera/core/testing';
 import { causalLMLoss, type CausalLM } from '@chimera/llm';
 import { compose, earlyFusion, gatedCrossAttention, type ComposedModel, type ComposedSample, type FusionStrategy, type TrainablePreset } from '../src/index';
-import { installFastSegmentSum } from './helpers/fast-segment-sum';
 import { BOS, TOY_ID, tinyBackbone, toyModality, type ToyModality } from './helpers/toy';
 
 const CLASSES = 4;
@@ -82,8 +81,7 @@ async function heldOutAccuracy(model: ComposedModel, toy: ToyModality): Promise<
 describe('learning checks (cpu)', () => {
   let pretrained: Record<string, tf.Tensor>;
   beforeAll(async () => {
-    await setupTestBackend('cpu');
-    installFastSegmentSum();
+    await setupTestBackend('cpu'); // with core's fast paths, incl. the one-pass UnsortedSegmentSum
     pretrained = pretrainText(30);
   });
 
