@@ -1,0 +1,86 @@
+/**
+ * The language-side training stages, both through core's Trainer (AdamW, warmup + cosine, global-norm clipping):
+ * text pre-training of the bare LLM on the text side of episodes (answers and ends of chunks are the loss), and
+ * the fusion stage on interleaved episodes with only what `model.trainOnly(...)` left trainable learning (here
+ * 'fusion': the Perceiver resampler and the cross-attention blocks). Vision pre-training is vision-pretraining.ts.
+ */
+import { Trainer, warmupCosineSchedule, type StepMetrics } from '@chimera/core';
+import type { ComposedModel, ComposedSample } from '@chimera/fusion';
+import { causalLMLoss, type CausalLM } from '@chimera/llm';
+import type { PreparedImage, RgbImage } from '@chimera/vision-encoder';
+import type { ShapesDataset } from '@chimera-examples/shapes-dataset';
+import { episodeSample, textBatch, type TextBatch } from './batches';
+import { makeEpisode, trainingEpisodeIndices, type EpisodeOptions } from './episodes';
+
+export interface StageOptions {
+  steps: number;
+  batchSize: number;
+  /** Peak learning rate (warmup over 5% of the steps, cosine decay to a tenth). */
+  learningRate: number;
+  /** Seeds which training episodes are drawn. */
+  seed: number;
+  metricsPath?: string;
+  progress?: boolean | 'auto';
+  onStep?: (metrics: StepMetrics) => void;
+}
+
+function schedule(options: StageOptions) {
+  return warmupCosineSchedule({
+    peak: options.learningRate,
+    warmupSteps: Math.max(1, Math.round(options.steps * 0.05)),
+    totalSteps: options.steps,
+    floor: options.learningRate / 10,
+  });
+}
+
+async function fit<M extends CausalLM | ComposedModel, B>(trainer: Trainer<M, B>): Promise<StepMetrics[]> {
+  try {
+    return (await trainer.fit()).history;
+  } finally {
+    trainer.dispose();
+  }
+}
+
+/** Stage 1: the LLM learns the text side of the data: which answers each question can have, and where chunks end. */
+export function pretrainText(llm: CausalLM, dataset: ShapesDataset, episodes: EpisodeOptions, options: StageOptions): Promise<StepMetrics[]> {
+  const trainer = new Trainer<CausalLM, TextBatch>({
+    model: llm,
+    steps: options.steps,
+    seed: options.seed,
+    optimizer: { learningRate: schedule(options), weightDecay: 0 },
+    clipNorm: 1,
+    metricsPath: options.metricsPath,
+    progress: options.progress ?? false,
+    onStep: options.onStep,
+    batchAt: (step) =>
+      textBatch(trainingEpisodeIndices(options.seed, step, options.batchSize, episodes.maxImages).map((i) => makeEpisode(dataset, 'train', i, episodes))),
+    loss: (m, batch) => causalLMLoss(m.forward({ inputIds: batch.inputIds }).logits, batch.targets, batch.mask),
+  });
+  return fit(trainer);
+}
+
+/** Stage 2: the composed model on interleaved episodes; only what `model.trainOnly(...)` left trainable learns. */
+export function trainFusion(
+  model: ComposedModel,
+  prepare: (image: RgbImage) => PreparedImage,
+  dataset: ShapesDataset,
+  episodes: EpisodeOptions,
+  options: StageOptions,
+): Promise<StepMetrics[]> {
+  const trainer = new Trainer<ComposedModel, ComposedSample[]>({
+    model,
+    steps: options.steps,
+    seed: options.seed,
+    optimizer: { learningRate: schedule(options), weightDecay: 0.01 },
+    clipNorm: 1,
+    metricsPath: options.metricsPath,
+    progress: options.progress ?? false,
+    onStep: options.onStep,
+    batchAt: (step) =>
+      trainingEpisodeIndices(options.seed, step, options.batchSize, episodes.maxImages).map((i) =>
+        episodeSample(makeEpisode(dataset, 'train', i, episodes), prepare),
+      ),
+    loss: (m, batch) => m.loss(batch),
+  });
+  return fit(trainer);
+}
