@@ -410,4 +410,29 @@ describe('progress display', () => {
     }
     expect(writes.filter((w) => w.includes('train '))).toEqual([]);
   });
+
+  it('the Trainer names its progress line with progressLabel', async () => {
+    await setupTestBackend('cpu');
+    const writes: string[] = [];
+    const original = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => (writes.push(String(chunk)), true)) as typeof process.stderr.write;
+    try {
+      const model = new Classifier(4);
+      const trainer = new Trainer<Classifier, Batch>({
+        model,
+        loss: classifierLoss,
+        batchAt: (step) => ringsBatch(step, 0, 8),
+        steps: 3,
+        progress: true,
+        progressLabel: 'stage1',
+      });
+      await trainer.fit();
+      trainer.dispose();
+      model.dispose();
+    } finally {
+      process.stderr.write = original;
+    }
+    expect(writes.some((w) => /\] stage1 3\/3 \| 100%/.test(w))).toBe(true);
+    expect(writes.some((w) => w.includes('] train '))).toBe(false);
+  });
 });

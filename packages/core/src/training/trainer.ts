@@ -64,6 +64,8 @@ export interface TrainerOptions<M extends Module, B> {
   metricsPath?: string;
   /** Progress line on stderr: 'auto' (default) draws only on a TTY without CI set; true/false force it. */
   progress?: boolean | 'auto';
+  /** The progress line's name, e.g. a stage of a multi-stage recipe (default 'train'). */
+  progressLabel?: string;
   checkpoint?: CheckpointOptions;
   /** Called after every step with its metrics. */
   onStep?: (metrics: StepMetrics) => void;
@@ -231,7 +233,7 @@ export class Trainer<M extends Module, B> {
     const total = this.options.steps;
     const history: StepMetrics[] = [];
     const checkpoint = this.options.checkpoint;
-    const progress = new ProgressDisplay({ total, start: this.currentStep, enabled: this.options.progress ?? 'auto' });
+    const progress = new ProgressDisplay({ total, start: this.currentStep, enabled: this.options.progress ?? 'auto', label: this.options.progressLabel });
     let savedAt = -1;
     try {
       while (this.currentStep < total) {
