@@ -51,6 +51,7 @@ export function pretrainText(llm: CausalLM, dataset: ShapesDataset, episodes: Ep
     clipNorm: 1,
     metricsPath: options.metricsPath,
     progress: options.progress ?? false,
+    progressLabel: 'text',
     onStep: options.onStep,
     batchAt: (step) =>
       textBatch(trainingEpisodeIndices(options.seed, step, options.batchSize, episodes.maxImages).map((i) => makeEpisode(dataset, 'train', i, episodes))),
@@ -75,6 +76,7 @@ export function trainFusion(
     clipNorm: 1,
     metricsPath: options.metricsPath,
     progress: options.progress ?? false,
+    progressLabel: 'fusion',
     onStep: options.onStep,
     batchAt: (step) =>
       trainingEpisodeIndices(options.seed, step, options.batchSize, episodes.maxImages).map((i) =>

@@ -98,6 +98,7 @@ export async function pretrainVision(
     clipNorm: 1,
     metricsPath: options.metricsPath,
     progress: options.progress ?? false,
+    progressLabel: 'vision',
     onStep: options.onStep,
     batchAt: (step) => shapeBatch(dataset, 'train', indicesAt(step), prepare),
     loss: (m, batch) => {
