@@ -1,0 +1,247 @@
+/**
+ * The training script (the project's main job): builds a LLaVA-style model, trains it in two stages on the
+ * shapes questions next to a text-only baseline, scores both on held-out questions per type, checks that the
+ * trainable-only checkpoint reloads to the same answers, and writes everything to one folder.
+ *
+ *   npm run train -w @chimera-examples/llava -- [--out DIR] [--seed 1] [--backend cpu|wasm]
+ *     [--batch 32] [--vision-steps N] [--vision-lr X] [--vision-batch N] [--kind-weight 2] [--vision-from TOWER.safetensors] [--text-steps N] [--stage1-steps N] [--stage2-steps N] [--text-lr X] [--stage1-lr X] [--stage2-lr X]
+ *     [--turns 1] [--train-vision true|false] [--shapes 1,3] [--types shape,color,...] [--held-out 200] [--eval-every N]
+ *     [--image-size 32] [--patch 4] [--positions rope2d|learned] [--merge 2] [--feature-layer -1] [--vit-hidden N] [--vit-layers N]
+ *     [--llm-hidden N] [--llm-layers N] [--llm-ffn N]
+ *
+ * Exit code 0 when the run meets its target (>= 90% held-out exact match on shape and color questions, the
+ * baseline clearly below, the reloaded checkpoint answering the same); 1 with the reason otherwise.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { initBackend, type BackendName } from '@chimera/core';
+import type { ViTPositions } from '@chimera/vision-encoder';
+import { QUESTION_TYPES, type QuestionType } from '@chimera-examples/shapes-dataset';
+import { checkTrainableCheckpoint } from './checkpoint';
+import { describeScore, percent, runLlava, type LlavaOptions } from './experiment';
+import { DEFAULT_SIZE, imageTokens, type LlavaSize } from './model';
+import { comparisonTable, writeAnswerGrid, writeJson } from './report';
+
+/** The acceptance target: held-out exact match on these types. */
+const TARGET = 0.9;
+const TARGET_TYPES: readonly QuestionType[] = ['shape', 'color'];
+/** The baseline must stay this far below the model on the target types. */
+const BASELINE_MARGIN = 0.3;
+
+/** runs/llava at the repository root (this file runs as examples/llava/dist/train.js). */
+const DEFAULT_OUT = fileURLToPath(new URL('../../../runs/llava', import.meta.url));
+
+async function main(): Promise<number> {
+  const startedAt = performance.now();
+  const { values } = parseArgs({
+    options: {
+      out: { type: 'string', default: DEFAULT_OUT },
+      seed: { type: 'string', default: '1' },
+      backend: { type: 'string' },
+      batch: { type: 'string', default: '32' },
+      'vision-steps': { type: 'string', default: '600' },
+      'vision-from': { type: 'string' },
+      'vision-batch': { type: 'string' },
+      'kind-weight': { type: 'string', default: '2' },
+      'vision-lr': { type: 'string', default: '1e-2' },
+      'text-steps': { type: 'string', default: '150' },
+      'stage1-steps': { type: 'string', default: '100' },
+      'stage2-steps': { type: 'string', default: '900' },
+      'text-lr': { type: 'string', default: '3e-3' },
+      'stage1-lr': { type: 'string', default: '3e-3' },
+      'stage2-lr': { type: 'string', default: '2e-3' },
+      turns: { type: 'string', default: '1' },
+      'train-vision': { type: 'string', default: 'false' },
+      shapes: { type: 'string', default: '1,3' },
+      types: { type: 'string', default: QUESTION_TYPES.join(',') },
+      'held-out': { type: 'string', default: '200' },
+      'eval-every': { type: 'string', default: '0' },
+      'image-size': { type: 'string' },
+      patch: { type: 'string' },
+      positions: { type: 'string' },
+      merge: { type: 'string' },
+      'feature-layer': { type: 'string' },
+      'vit-hidden': { type: 'string' },
+      'vit-layers': { type: 'string' },
+      'llm-hidden': { type: 'string' },
+      'llm-layers': { type: 'string' },
+      'llm-ffn': { type: 'string' },
+    },
+  });
+
+  const seed = int('seed', values.seed!);
+  const types = values.types!.split(',').map((t) => t.trim()) as QuestionType[];
+  const unknownTypes = types.filter((t) => !(QUESTION_TYPES as readonly string[]).includes(t));
+  if (unknownTypes.length) throw new UsageError(`--types: unknown type(s) ${unknownTypes.join(', ')}; choose from ${QUESTION_TYPES.join(', ')}`);
+  const [minShapes, maxShapes] = values.shapes!.split(',').map((n) => int('shapes', n));
+  if (minShapes === undefined || !(minShapes >= 1) || !(maxShapes === undefined || maxShapes >= minShapes)) {
+    throw new UsageError(`--shapes must be min,max shapes per image (e.g. 1,3), got '${values.shapes}'`);
+  }
+  if (values.positions !== undefined && values.positions !== 'rope2d' && values.positions !== 'learned') {
+    throw new UsageError(`--positions must be rope2d or learned, got '${values.positions}'`);
+  }
+  const trainVision = bool('train-vision', values['train-vision']!);
+  const size: LlavaSize = {
+    vision: {
+      ...DEFAULT_SIZE.vision,
+      imageSize: optionalInt('image-size', values['image-size']) ?? DEFAULT_SIZE.vision.imageSize,
+      patchSize: optionalInt('patch', values.patch) ?? DEFAULT_SIZE.vision.patchSize,
+      merge: optionalInt('merge', values.merge) ?? DEFAULT_SIZE.vision.merge,
+      positions: (values.positions ?? DEFAULT_SIZE.vision.positions) as ViTPositions,
+      featureLayer: optionalInt('feature-layer', values['feature-layer']) ?? DEFAULT_SIZE.vision.featureLayer,
+      hiddenSize: optionalInt('vit-hidden', values['vit-hidden']) ?? DEFAULT_SIZE.vision.hiddenSize,
+      numLayers: optionalInt('vit-layers', values['vit-layers']) ?? DEFAULT_SIZE.vision.numLayers,
+    },
+    llm: {
+      ...DEFAULT_SIZE.llm,
+      hiddenSize: optionalInt('llm-hidden', values['llm-hidden']) ?? DEFAULT_SIZE.llm.hiddenSize,
+      numLayers: optionalInt('llm-layers', values['llm-layers']) ?? DEFAULT_SIZE.llm.numLayers,
+      intermediateSize: optionalInt('llm-ffn', values['llm-ffn']) ?? DEFAULT_SIZE.llm.intermediateSize,
+    },
+    projector: DEFAULT_SIZE.projector,
+  };
+  const turns = int('turns', values.turns!);
+  const options: LlavaOptions = {
+    size,
+    data: { shapesPerImage: { min: minShapes, max: maxShapes ?? minShapes } },
+    types,
+    phases: {
+      vision: {
+        steps: int('vision-steps', values['vision-steps']!),
+        learningRate: rate('vision-lr', values['vision-lr']!),
+        kindWeight: rate('kind-weight', values['kind-weight']!),
+        ...(values['vision-batch'] !== undefined ? { batchSize: int('vision-batch', values['vision-batch']) } : {}),
+      },
+      text: { steps: int('text-steps', values['text-steps']!), learningRate: rate('text-lr', values['text-lr']!), turns },
+      stage1: { steps: int('stage1-steps', values['stage1-steps']!), learningRate: rate('stage1-lr', values['stage1-lr']!), turns },
+      stage2: { steps: int('stage2-steps', values['stage2-steps']!), learningRate: rate('stage2-lr', values['stage2-lr']!), turns },
+    },
+    trainVision,
+    batchSize: int('batch', values.batch!),
+    seed,
+    heldOutPerType: int('held-out', values['held-out']!),
+    evalEvery: int('eval-every', values['eval-every']!),
+    progress: 'auto',
+    log: (line) => console.log(line),
+  };
+
+  const out = resolve(values.out!);
+  mkdirSync(out, { recursive: true });
+  for (const stale of ['metrics.json', 'test-answers.png', 'llava-trainable.safetensors', 'vision-tower.safetensors']) rmSync(join(out, stale), { force: true });
+  options.metricsDir = out;
+  options.visionTowerPath = join(out, 'vision-tower.safetensors');
+  if (values['vision-from'] !== undefined) {
+    options.visionTowerFrom = resolve(values['vision-from']);
+    if (options.visionTowerFrom === options.visionTowerPath) {
+      throw new UsageError(`--vision-from: ${options.visionTowerFrom} is where this run saves its tower; copy it elsewhere or use another --out`);
+    }
+  }
+
+  const backend = await initBackend(values.backend ? { backend: values.backend as BackendName } : {});
+  console.log(`backend: ${backend.backend}${backend.fastPaths.length ? ` (fast paths: ${backend.fastPaths.join(', ')})` : ''}`);
+  console.log(
+    `model: ViT ${size.vision.imageSize}px / patch ${size.vision.patchSize} (${size.vision.positions} positions)` +
+      `${size.vision.merge > 1 ? `, ${size.vision.merge}x${size.vision.merge} merge` : ''} -> ${imageTokens(size.vision)} image tokens, ` +
+      `${size.projector} projector, Llama ${size.llm.numLayers} layers x ${size.llm.hiddenSize}; outputs in ${out}/`,
+  );
+
+  const result = await runLlava(options);
+  try {
+    const check = await checkTrainableCheckpoint(result, size, seed, join(out, 'llava-trainable.safetensors'));
+    const stage1 = result.phases.find((p) => p.name === 'stage1')!.score;
+    writeAnswerGrid(join(out, 'test-answers.png'), result.heldOut, result.final, types);
+    const totalSeconds = (performance.now() - startedAt) / 1000;
+
+    const failures: string[] = [];
+    for (const type of TARGET_TYPES.filter((t) => types.includes(t))) {
+      const model = result.final.byType[type]!.accuracy;
+      const baseline = result.baseline.byType[type]!.accuracy;
+      if (model < TARGET) failures.push(`${type} questions: ${percent(model)} < the ${percent(TARGET)} target`);
+      if (model - baseline < BASELINE_MARGIN) failures.push(`${type} questions: the text-only baseline (${percent(baseline)}) is within ${percent(BASELINE_MARGIN)} of the model (${percent(model)})`);
+    }
+    if (check.same !== check.compared) failures.push(`the reloaded checkpoint answered ${check.compared - check.same} of ${check.compared} held-out questions differently`);
+
+    writeJson(join(out, 'metrics.json'), {
+      passed: failures.length === 0,
+      failures,
+      target: { types: TARGET_TYPES, accuracy: TARGET, baselineMargin: BASELINE_MARGIN },
+      heldOutPerType: options.heldOutPerType,
+      exactMatch: {
+        llava: scores(result.final),
+        textOnlyBaseline: scores(result.baseline),
+        afterStage1: scores(stage1),
+      },
+      vision: result.vision,
+      phases: result.phases.map(({ score, ...phase }) => ({ ...phase, heldOut: scores(score) })),
+      checkpoint: check,
+      seconds: { total: totalSeconds, training: result.trainSeconds },
+      machine: { backend: backend.backend, fastPaths: backend.fastPaths, load: loadavg()[0] },
+      config: { seed, batchSize: options.batchSize, types, data: options.data, size, phases: options.phases, trainVision, parameters: result.parameterCount },
+    });
+
+    console.log(`\nheld-out exact match (${options.heldOutPerType} questions per type):`);
+    for (const line of comparisonTable(result.final, result.baseline, types, { name: 'stage 1 only', score: stage1 })) console.log(`  ${line}`);
+    console.log(
+      `checkpoint: ${check.savedTensors} of ${check.totalTensors} parameter tensors (trainable only, ${(check.bytes / 1024).toFixed(0)} KB) ` +
+        `reloaded onto a freshly built model with the pretrained ViT: ${check.same}/${check.compared} answers the same`,
+    );
+    console.log(
+      `time: ${minutes(totalSeconds)} wall, ${minutes(result.trainSeconds)} in training steps, backend ${backend.backend}, ` +
+        `load average ${loadavg()[0]!.toFixed(1)}`,
+    );
+    console.log(`outputs: ${out}/ (metrics.json, test-answers.png, llava-trainable.safetensors, vision-tower.safetensors, metrics-{vision,text,stage1,stage2}.jsonl)`);
+    if (failures.length) {
+      console.error(`FAIL: ${failures.join('; ')}`);
+      return 1;
+    }
+    console.log(`PASS: ${TARGET_TYPES.join(' and ')} questions >= ${percent(TARGET)} (${describeScore(result.final, TARGET_TYPES)}), text-only baseline far below`);
+    return 0;
+  } finally {
+    result.model.dispose();
+  }
+}
+
+function scores(score: { overall: { accuracy: number }; byType: Partial<Record<QuestionType, { accuracy: number; correct: number; total: number }>> }) {
+  return { overall: score.overall.accuracy, byType: Object.fromEntries(Object.entries(score.byType).map(([t, s]) => [t, s!.accuracy])) };
+}
+
+class UsageError extends Error {}
+
+function int(name: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value)) throw new UsageError(`--${name} must be an integer, got '${text}'`);
+  return value;
+}
+
+function optionalInt(name: string, text: string | undefined): number | undefined {
+  return text === undefined ? undefined : int(name, text);
+}
+
+function rate(name: string, text: string): number {
+  const value = Number(text);
+  if (!(value > 0 && Number.isFinite(value))) throw new UsageError(`--${name} must be a positive number, got '${text}'`);
+  return value;
+}
+
+function bool(name: string, text: string): boolean {
+  if (text === 'true') return true;
+  if (text === 'false') return false;
+  throw new UsageError(`--${name} must be true or false, got '${text}'`);
+}
+
+function minutes(seconds: number): string {
+  const s = Math.round(seconds);
+  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    const message = error instanceof Error ? (error instanceof UsageError ? error.message : (error.stack ?? error.message)) : String(error);
+    console.error(`llava: ${message}`);
+    process.exit(error instanceof UsageError ? 2 : 1);
+  },
+);

@@ -1,0 +1,211 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { Trainer, initBackend, loadCheckpoint } from '@chimera/core';
+import { expectNoLeaks } from '@chimera/core/testing';
+import type { ComposedModel, ComposedSample } from '@chimera/fusion';
+import { ShapesDataset, type Scene } from '@chimera-examples/shapes-dataset';
+import { checkTrainableCheckpoint, loadTrainable } from '../src/checkpoint';
+import { answerExamples, scoreByType } from '../src/evaluate';
+import { runLlava, type LlavaOptions, type LlavaResult } from '../src/experiment';
+import { buildLlava, type LlavaSize } from '../src/model';
+import { conversationSample, heldOutExamples, questionSample, trainingConversations, type Example } from '../src/samples';
+import { patchLabels } from '../src/vision-pretraining';
+import { BOS, EOS, IMAGE, VOCAB_SIZE, decodeWords, encodeWords } from '../src/vocabulary';
+
+// A reduced problem that trains in under a minute: one shape per 16x16 image, three kinds and three colours (chance 1/3
+// on both question types), a 4x4 grid of 4-pixel patches, small towers.
+const SMALL: LlavaSize = {
+  vision: { imageSize: 16, patchSize: 4, hiddenSize: 32, numLayers: 2, numHeads: 2, intermediateSize: 64, positions: 'rope2d', featureLayer: -1, merge: 1 },
+  llm: { hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, intermediateSize: 64 },
+  projector: 'mlp2x_gelu',
+};
+const OPTIONS: LlavaOptions = {
+  size: SMALL,
+  data: { kinds: ['circle', 'square', 'triangle'], colors: ['red', 'green', 'blue'], shapesPerImage: 1, shapeSize: { min: 8, max: 14 } },
+  types: ['shape', 'color'],
+  phases: {
+    vision: { steps: 250, learningRate: 1e-2 },
+    text: { steps: 30, learningRate: 1e-2 },
+    stage1: { steps: 40, learningRate: 1e-2 },
+    stage2: { steps: 200, learningRate: 5e-3 },
+  },
+  batchSize: 16,
+  seed: 3,
+  heldOutPerType: 60,
+};
+
+describe('vocabulary and samples', () => {
+  it('encodes question words one token each and decodes them back', () => {
+    const ids = encodeWords('what color is the square?');
+    expect(ids).toHaveLength(6); // '?' is a word of its own
+    expect(new Set(ids).size).toBe(6);
+    for (const id of ids) expect(id >= 4 && id < VOCAB_SIZE).toBe(true);
+    expect(decodeWords(ids)).toBe('what color is the square?');
+    expect(() => encodeWords('what colour is it?')).toThrow(/'colour'.*not a word/);
+  });
+
+  it('builds the image sample and the text-only sample from the same question', () => {
+    const example = { question: 'what shape is the red one?', answer: 'star' };
+    const item = { marker: 'prepared image' } as never;
+    const withImage = questionSample(example, item, true) as readonly { text?: number[]; trained?: boolean; modality?: string }[];
+    const textOnly = questionSample(example, null, true) as readonly { text?: number[]; trained?: boolean; modality?: string }[];
+    const question = encodeWords(example.question);
+    expect(withImage).toEqual([
+      { text: [BOS], trained: false },
+      { modality: 'image', item },
+      { text: question, trained: false },
+      { text: [...encodeWords('star'), EOS] },
+    ]);
+    expect(textOnly).toEqual([withImage[0], withImage[2], withImage[3]]);
+    expect(questionSample(example, null, false)).toEqual([withImage[0], withImage[2]]);
+    expect(IMAGE).not.toBe(BOS);
+  });
+
+  it('draws a fixed held-out set with the asked type for every example', () => {
+    const dataset = new ShapesDataset({ imageSize: 32, shapesPerImage: { min: 1, max: 3 } });
+    const heldOut = heldOutExamples(dataset, ['color', 'left-of'], 10);
+    expect(heldOut.map((e) => e.type)).toEqual([...Array(10).fill('color'), ...Array(10).fill('left-of')]);
+    expect(heldOut.every((e) => e.split === 'test')).toBe(true);
+    // Re-derive each answer from the dataset's own question for that scene and type.
+    for (const e of heldOut) expect(dataset.question('test', e.index, { types: [e.type] }).question.answer).toBe(e.answer);
+    expect(heldOutExamples(dataset, ['color', 'left-of'], 10)).toEqual(heldOut);
+  });
+
+  it('labels the patches inside each bounding box with its kind, colour and size class', () => {
+    const scene: Scene = {
+      width: 16,
+      height: 16,
+      background: { rgb: [20, 20, 20], noise: 0, noiseSeed: 0 },
+      antialias: 1,
+      shapes: [
+        { kind: 'square', color: 'blue', rgb: [60, 105, 245], size: 6, sizeClass: 'large', center: { x: 4, y: 4 }, bbox: { x0: 1, y0: 1, x1: 7, y1: 7 } },
+        { kind: 'star', color: 'red', rgb: [220, 45, 45], size: 3, sizeClass: 'small', center: { x: 13.5, y: 9.5 }, bbox: { x0: 12, y0: 8, x1: 15, y1: 11 } },
+      ],
+    };
+    const labels = patchLabels(scene, ['circle', 'square', 'triangle', 'cross', 'star'], 4);
+    // Patch centres are at 2, 6, 10, 14 on each axis: the square covers rows/cols 0-1, the star row 2, col 3.
+    const kind = [2, 2, 0, 0, 2, 2, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0];
+    expect(Array.from(labels.kind)).toEqual(kind);
+    expect(Array.from(labels.color)).toEqual(kind.map((k) => (k === 2 ? 3 : k === 5 ? 1 : 0))); // blue 3rd, red 1st
+    expect(Array.from(labels.size)).toEqual(kind.map((k) => (k === 2 ? 2 : k === 5 ? 1 : 0)));
+  });
+
+  it('scores exact match per question type', () => {
+    const examples = ['shape', 'shape', 'color', 'shape', 'color'].map((type) => ({ type }) as Example);
+    const { overall, byType } = scoreByType(examples, [true, false, true, true, false]);
+    expect(overall).toEqual({ correct: 3, total: 5, accuracy: 0.6 });
+    expect(byType.shape).toEqual({ correct: 2, total: 3, accuracy: 2 / 3 });
+    expect(byType.color).toEqual({ correct: 1, total: 2, accuracy: 0.5 });
+  });
+});
+
+describe('llava (reduced)', () => {
+  let result: LlavaResult;
+  let dir: string;
+
+  beforeAll(async () => {
+    await initBackend(); // the default backend, as the example
+    dir = mkdtempSync(join(tmpdir(), 'chimera-llava-'));
+  });
+
+  afterAll(() => {
+    result?.model.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('control: an untrained model answers near chance', async () => {
+    const { model, image } = buildLlava(SMALL, 99);
+    try {
+      const dataset = new ShapesDataset({ ...OPTIONS.data, imageSize: SMALL.vision.imageSize });
+      const heldOut = heldOutExamples(dataset, OPTIONS.types, 30);
+      const { correct } = await answerExamples(model, heldOut, heldOut.map((e) => image.prepare(e.image)));
+      expect(correct.filter(Boolean).length / correct.length).toBeLessThan(0.4);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('learns shape and colour questions from the image; the text-only baseline cannot', async () => {
+    // The tensors one model holds, counted on a throwaway build: after training, nothing else may remain.
+    const beforeProbe = tf.memory().numTensors;
+    const probe = buildLlava(SMALL, 1);
+    const modelTensors = tf.memory().numTensors - beforeProbe;
+    probe.model.dispose();
+    const startTensors = tf.memory().numTensors;
+    result = await runLlava({ ...OPTIONS, visionTowerPath: join(dir, 'vision-tower.safetensors') });
+    const { final, baseline } = result;
+    for (const type of ['shape', 'color'] as const) {
+      expect(final.byType[type]!.total).toBe(60);
+      expect(final.byType[type]!.accuracy).toBeGreaterThanOrEqual(0.75); // chance 1/3
+      expect(baseline.byType[type]!.accuracy).toBeLessThanOrEqual(0.5);
+    }
+    // The frozen parts stayed frozen in stage 2 and the stages trained what their presets say.
+    expect(result.phases.map((p) => p.name)).toEqual(['text', 'stage1', 'stage2']);
+    const stage1 = result.phases[1]!;
+    expect(stage1.trainableParameters).toBe(result.model.summary().groups.find((g) => g.name === 'image.projector')!.parameters);
+    // Only the model's own tensors are left (no leaks from training, evaluation or generation).
+    expect(tf.memory().numTensors).toBe(startTensors + modelTensors);
+    // The ViT stayed frozen after its pretraining: its weights equal the tower saved right after it.
+    const saved = buildLlava(SMALL, 5);
+    try {
+      await loadCheckpoint(saved.image.encoder!, result.visionTowerPath!);
+      const trainedTower = result.image.encoder!.stateDict();
+      const savedTower = saved.image.encoder!.stateDict();
+      expect(Object.keys(trainedTower).length).toBeGreaterThan(10);
+      for (const [name, tensor] of Object.entries(savedTower)) {
+        expect(Array.from(trainedTower[name]!.dataSync()), name).toEqual(Array.from(tensor.dataSync()));
+      }
+    } finally {
+      saved.model.dispose();
+    }
+  });
+
+  it('leaks no tensors across training steps and generation', async () => {
+    const { model, image } = buildLlava(SMALL, 7);
+    const dataset = new ShapesDataset({ ...OPTIONS.data, imageSize: SMALL.vision.imageSize });
+    const batchAt = (step: number) =>
+      trainingConversations(dataset, 7, step, 4, OPTIONS.types, 2).map((turns) => conversationSample(turns, image.prepare(turns[0]!.image)));
+    model.trainOnly('projector+llm');
+    const trainer = new Trainer<ComposedModel, ComposedSample[]>({ model, steps: 3, batchAt, loss: (m, batch) => m.loss(batch), progress: false });
+    try {
+      trainer.trainStep(); // the first step creates the optimizer's moments, which live on
+      await expectNoLeaks(() => {
+        trainer.trainStep();
+        trainer.trainStep();
+      }, 'training steps');
+      const examples = heldOutExamples(dataset, OPTIONS.types, 3);
+      const prepared = examples.map((e) => image.prepare(e.image));
+      const { answers } = await expectNoLeaks(() => answerExamples(model, examples, prepared), 'generation');
+      expect(answers).toHaveLength(6);
+    } finally {
+      trainer.dispose();
+      model.dispose();
+    }
+  });
+
+  it('a trainable-only checkpoint reloads onto freshly built frozen parts and answers the same', async () => {
+    const path = join(dir, 'llava-trainable.safetensors');
+    const check = await checkTrainableCheckpoint(result, SMALL, OPTIONS.seed, path);
+    expect(check.savedTensors).toBeLessThan(check.totalTensors); // the ViT was not saved
+    expect(check.same).toBe(check.compared);
+    // The reload restores the trainable set it was saved with.
+    const fresh = await loadTrainable(SMALL, OPTIONS.seed, path, result.visionTowerPath!);
+    try {
+      const saved = fresh.summary().groups.filter((g) => g.trainable === 'yes').map((g) => g.name);
+      expect(saved.sort()).toEqual(['image.projector', 'llm']);
+    } finally {
+      fresh.dispose();
+    }
+    // The comparison can fail: a fresh model without the checkpoint answers differently.
+    const { model: untrained } = buildLlava(SMALL, OPTIONS.seed);
+    try {
+      const { answers } = await answerExamples(untrained, result.heldOut, result.heldOutImages);
+      expect(answers.filter((a, i) => a === result.final.answers[i]).length).toBeLessThan(answers.length * 0.8);
+    } finally {
+      untrained.dispose();
+    }
+  });
+});
