@@ -1,12 +1,5 @@
 import { defineConfig } from 'tsup';
+import { exampleBuild } from '../../tsup.base';
 
-// Builds the training script only (this package is private and has no library entry).
-export default defineConfig({
-  entry: { train: 'src/train.ts' },
-  format: ['esm'],
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-  // One tfjs engine and one @chimera/core (global RNG, backend) per process.
-  external: [/^@tensorflow\//, /^@chimera\//],
-});
+// The training script only (this package is private and has no library entry).
+export default defineConfig(exampleBuild({ train: 'src/train.ts' }));

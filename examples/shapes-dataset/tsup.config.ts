@@ -1,11 +1,5 @@
 import { defineConfig } from 'tsup';
+import { exampleBuild } from '../../tsup.base';
 
-// Builds the sample-writing script only: the library is consumed as TypeScript source (see package.json exports).
-export default defineConfig({
-  entry: { samples: 'src/samples.ts' },
-  format: ['esm'],
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-  external: [/^@tensorflow\//, /^@chimera\//, /^pngjs/],
-});
+// The sample-writing script only: the library is consumed as TypeScript source (see package.json exports).
+export default defineConfig(exampleBuild({ samples: 'src/samples.ts' }, [/^pngjs/]));

@@ -1,12 +1,4 @@
 import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.base';
 
-export default defineConfig({
-  entry: { index: 'src/index.ts' },
-  format: ['esm', 'cjs'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-  // One tfjs engine and one @chimera/core (module identity, global RNG) per application.
-  external: [/^@tensorflow\//, /^@chimera\//, /^pngjs/, /^jpeg-js/],
-});
+export default defineConfig(packageBuild({ index: 'src/index.ts' }, [/^pngjs/, /^jpeg-js/]));
