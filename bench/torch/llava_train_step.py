@@ -5,10 +5,11 @@ text only.
 
     python3 bench/torch/llava_train_step.py --threads 1
 """
-import argparse, json, time
+import argparse, json
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from timing import time_steps
 from llama import Llama, adamw, rotary_tables
 
 p = argparse.ArgumentParser()
@@ -86,13 +87,6 @@ def step():
     return loss.item()
 
 
-for _ in range(a.warmup):
-    step()
-times, cpu = [], []
-for _ in range(a.steps):
-    t0, c0 = time.perf_counter(), time.process_time()
-    step()
-    times.append(time.perf_counter() - t0)
-    cpu.append(time.process_time() - c0)
+times, cpu = time_steps(step, a.warmup, a.steps)
 print(json.dumps({'threads': a.threads, 'best_seconds': min(times), 'best_cpu_seconds': min(cpu), 'steps': a.steps,
                   'torch': torch.__version__, 'tokens_per_step': a.batch * (image_tokens + a.text)}))

@@ -2,9 +2,10 @@
 
     python3 bench/torch/train_step.py --hidden 256 --intermediate 688 --threads 1
 """
-import argparse, json, time
+import argparse, json
 import torch
 import torch.nn.functional as F
+from timing import time_steps
 from llama import Llama, adamw
 
 p = argparse.ArgumentParser()
@@ -29,14 +30,7 @@ def step():
     return loss.item()
 
 
-for _ in range(a.warmup):
-    step()
-times, cpu = [], []
-for _ in range(a.steps):
-    t0, c0 = time.perf_counter(), time.process_time()
-    step()
-    times.append(time.perf_counter() - t0)
-    cpu.append(time.process_time() - c0)  # all threads of the process
+times, cpu = time_steps(step, a.warmup, a.steps)
 times.sort()
 print(json.dumps({'threads': a.threads, 'seconds_per_step': times[len(times) // 2], 'best_seconds': times[0],
                   'best_cpu_seconds': min(cpu), 'steps': a.steps, 'torch': torch.__version__, 'tokens_per_step': a.batch * a.seq}))
