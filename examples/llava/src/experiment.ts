@@ -23,6 +23,7 @@ import { pretrainVision } from './vision-pretraining';
 import { conversationSample, heldOutExamples, trainingConversations, type Example } from './samples';
 
 export type PhaseName = 'text' | 'stage1' | 'stage2';
+export type TrainVision = boolean | 'last';
 export type AllPhases = 'vision' | PhaseName;
 
 export interface PhaseSettings {
@@ -33,6 +34,11 @@ export interface PhaseSettings {
   turns?: number;
   /** Images per step in this phase (default: LlavaOptions.batchSize). */
   batchSize?: number;
+  /**
+   * A curriculum: the phase's first `singleShapeSteps` steps show images with one shape only (nothing to pick
+   * out: the LLM learns to read an attribute off the image tokens), the rest the dataset's mix (default 0).
+   */
+  singleShapeSteps?: number;
   /** Vision phase only: weight of the kind labels in the patch-label loss (default 1). */
   kindWeight?: number;
 }
@@ -44,8 +50,11 @@ export interface LlavaOptions {
   /** Question types trained and scored. */
   types: readonly QuestionType[];
   phases: Record<AllPhases, PhaseSettings>;
-  /** Whether the ViT trains in stage 2 as well (default false: frozen, as in LLaVA). */
-  trainVision?: boolean;
+  /**
+   * Whether the ViT trains in stage 2 as well: false (default: frozen, as in LLaVA), true (all of it) or 'last'
+   * (its last transformer layer and final norm only: cheaper, the earlier layers keep their pretrained features).
+   */
+  trainVision?: TrainVision;
   batchSize: number;
   /** Seeds the weights and the training questions; the held-out questions do not depend on it. */
   seed: number;
@@ -125,13 +134,20 @@ export interface LlavaResult {
   totalSeconds: number;
 }
 
+/** What stage 2 trains: the projector and the LLM, plus none, the last layer or all of a `vitLayers`-layer ViT. */
+export function stage2Selection(trainVision: TrainVision, vitLayers: number): TrainableSelection {
+  if (trainVision === 'last') return ['image.projector', 'llm', `image.encoder.layers.${vitLayers - 1}`, 'image.encoder.post_layernorm'];
+  return trainVision ? ['image.projector', 'llm', 'image.encoder'] : 'projector+llm';
+}
+
 /** What each phase trains, and whether its samples show the image. */
-const PHASES: Record<PhaseName, { selection: (trainVision: boolean) => TrainableSelection; label: (trainVision: boolean) => string; withImage: boolean }> = {
+const PHASES: Record<PhaseName, { selection: (trainVision: TrainVision, vitLayers: number) => TrainableSelection; label: (trainVision: TrainVision) => string; withImage: boolean }> = {
   text: { selection: () => 'llm', label: () => "'llm' (text only, no image)", withImage: false },
   stage1: { selection: () => 'projector', label: () => "'projector'", withImage: true },
   stage2: {
-    selection: (trainVision) => (trainVision ? ['image.projector', 'llm', 'image.encoder'] : 'projector+llm'),
-    label: (trainVision) => (trainVision ? "'projector+llm' + image.encoder" : "'projector+llm'"),
+    selection: (trainVision, vitLayers) => stage2Selection(trainVision, vitLayers),
+    label: (trainVision) =>
+      trainVision === 'last' ? "'projector+llm' + the ViT's last layer" : trainVision ? "'projector+llm' + image.encoder" : "'projector+llm'",
     withImage: true,
   },
 };
@@ -142,6 +158,7 @@ export async function runLlava(options: LlavaOptions): Promise<LlavaResult> {
   const { size, seed, batchSize, types } = options;
   const trainVision = options.trainVision ?? false;
   const dataset = new ShapesDataset({ ...options.data, imageSize: size.vision.imageSize });
+  const singleShapeDataset = new ShapesDataset({ ...options.data, shapesPerImage: 1, imageSize: size.vision.imageSize });
   const { model, image } = buildLlava(size, seed);
   try {
     const heldOut = heldOutExamples(dataset, types, options.heldOutPerType);
@@ -163,7 +180,7 @@ export async function runLlava(options: LlavaOptions): Promise<LlavaResult> {
     for (const name of ['text', 'stage1', 'stage2'] as const) {
       const settings = options.phases[name];
       const { withImage } = PHASES[name];
-      const summary = model.trainOnly(PHASES[name].selection(trainVision));
+      const summary = model.trainOnly(PHASES[name].selection(trainVision, size.vision.numLayers));
       const trainable = PHASES[name].label(trainVision);
       const cpuAt = process.cpuUsage();
       const phaseBatch = settings.batchSize ?? batchSize;
@@ -171,7 +188,14 @@ export async function runLlava(options: LlavaOptions): Promise<LlavaResult> {
       if (withImage) log(summary.table.replace(/^/gm, '  '));
       const history = await trainPhase(model, settings, {
         batchAt: (step) =>
-          trainingConversations(dataset, seed, phaseOffset(name) + step, phaseBatch, types, settings.turns ?? 1).map((turns) =>
+          trainingConversations(
+            step < (settings.singleShapeSteps ?? 0) ? singleShapeDataset : dataset,
+            seed,
+            phaseOffset(name) + step,
+            phaseBatch,
+            types,
+            settings.turns ?? 1,
+          ).map((turns) =>
             conversationSample(turns, withImage ? image.prepare(turns[0]!.image) : null),
           ),
         clipNorm: options.clipNorm ?? 1,

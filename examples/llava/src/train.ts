@@ -4,10 +4,10 @@
  * trainable-only checkpoint reloads to the same answers, and writes everything to one folder.
  *
  *   npm run train -w @chimera-examples/llava -- [--out DIR] [--seed 1] [--backend cpu|wasm]
- *     [--batch 32] [--vision-steps N] [--vision-lr X] [--vision-batch N] [--kind-weight 2] [--vision-from TOWER.safetensors] [--text-steps N] [--stage1-steps N] [--stage2-steps N] [--text-lr X] [--stage1-lr X] [--stage2-lr X]
- *     [--turns 1] [--train-vision true|false] [--shapes 1,3] [--types shape,color,...] [--held-out 200] [--eval-every N]
+ *     [--batch 32] [--vision-steps N] [--vision-lr X] [--vision-batch N] [--kind-weight 2] [--vision-from TOWER.safetensors] [--text-steps N] [--stage1-steps N] [--stage2-steps N] [--text-lr X] [--stage1-lr X] [--stage2-lr X] [--stage2-single-steps N]
+ *     [--turns 1] [--train-vision false|last|true] [--shapes 1,3] [--types shape,color,...] [--held-out 200] [--eval-every N]
  *     [--image-size 32] [--patch 4] [--positions rope2d|learned] [--merge 2] [--feature-layer -1] [--vit-hidden N] [--vit-layers N]
- *     [--llm-hidden N] [--llm-layers N] [--llm-ffn N]
+ *     [--llm-hidden N] [--llm-layers N] [--llm-ffn N] [--llm-heads N] [--llm-kv-heads N]
  *
  * Exit code 0 when the run meets its target (>= 90% held-out exact match on shape and color questions, the
  * baseline clearly below, the reloaded checkpoint answering the same); 1 with the reason otherwise.
@@ -21,7 +21,7 @@ import { initBackend, type BackendName } from '@chimera/core';
 import type { ViTPositions } from '@chimera/vision-encoder';
 import { QUESTION_TYPES, type QuestionType } from '@chimera-examples/shapes-dataset';
 import { checkTrainableCheckpoint } from './checkpoint';
-import { describeScore, percent, runLlava, type LlavaOptions } from './experiment';
+import { describeScore, percent, runLlava, type LlavaOptions, type TrainVision } from './experiment';
 import { DEFAULT_SIZE, imageTokens, type LlavaSize } from './model';
 import { comparisonTable, writeAnswerGrid, writeJson } from './report';
 
@@ -53,6 +53,7 @@ async function main(): Promise<number> {
       'text-lr': { type: 'string', default: '3e-3' },
       'stage1-lr': { type: 'string', default: '3e-3' },
       'stage2-lr': { type: 'string', default: '2e-3' },
+      'stage2-single-steps': { type: 'string', default: '0' },
       turns: { type: 'string', default: '1' },
       'train-vision': { type: 'string', default: 'false' },
       shapes: { type: 'string', default: '1,3' },
@@ -69,6 +70,8 @@ async function main(): Promise<number> {
       'llm-hidden': { type: 'string' },
       'llm-layers': { type: 'string' },
       'llm-ffn': { type: 'string' },
+      'llm-heads': { type: 'string' },
+      'llm-kv-heads': { type: 'string' },
     },
   });
 
@@ -83,7 +86,7 @@ async function main(): Promise<number> {
   if (values.positions !== undefined && values.positions !== 'rope2d' && values.positions !== 'learned') {
     throw new UsageError(`--positions must be rope2d or learned, got '${values.positions}'`);
   }
-  const trainVision = bool('train-vision', values['train-vision']!);
+  const trainVision: TrainVision = values['train-vision'] === 'last' ? 'last' : bool('train-vision', values['train-vision']!);
   const size: LlavaSize = {
     vision: {
       ...DEFAULT_SIZE.vision,
@@ -100,6 +103,8 @@ async function main(): Promise<number> {
       hiddenSize: optionalInt('llm-hidden', values['llm-hidden']) ?? DEFAULT_SIZE.llm.hiddenSize,
       numLayers: optionalInt('llm-layers', values['llm-layers']) ?? DEFAULT_SIZE.llm.numLayers,
       intermediateSize: optionalInt('llm-ffn', values['llm-ffn']) ?? DEFAULT_SIZE.llm.intermediateSize,
+      numHeads: optionalInt('llm-heads', values['llm-heads']) ?? DEFAULT_SIZE.llm.numHeads,
+      numKvHeads: optionalInt('llm-kv-heads', values['llm-kv-heads']) ?? DEFAULT_SIZE.llm.numKvHeads,
     },
     projector: DEFAULT_SIZE.projector,
   };
@@ -117,7 +122,12 @@ async function main(): Promise<number> {
       },
       text: { steps: int('text-steps', values['text-steps']!), learningRate: rate('text-lr', values['text-lr']!), turns },
       stage1: { steps: int('stage1-steps', values['stage1-steps']!), learningRate: rate('stage1-lr', values['stage1-lr']!), turns },
-      stage2: { steps: int('stage2-steps', values['stage2-steps']!), learningRate: rate('stage2-lr', values['stage2-lr']!), turns },
+      stage2: {
+        steps: int('stage2-steps', values['stage2-steps']!),
+        learningRate: rate('stage2-lr', values['stage2-lr']!),
+        turns,
+        singleShapeSteps: int('stage2-single-steps', values['stage2-single-steps']!),
+      },
     },
     trainVision,
     batchSize: int('batch', values.batch!),

@@ -9,7 +9,7 @@ import type { ComposedModel, ComposedSample } from '@chimera/fusion';
 import { ShapesDataset, type Scene } from '@chimera-examples/shapes-dataset';
 import { checkTrainableCheckpoint, loadTrainable } from '../src/checkpoint';
 import { answerExamples, scoreByType } from '../src/evaluate';
-import { runLlava, type LlavaOptions, type LlavaResult } from '../src/experiment';
+import { runLlava, stage2Selection, type LlavaOptions, type LlavaResult } from '../src/experiment';
 import { buildLlava, type LlavaSize } from '../src/model';
 import { conversationSample, heldOutExamples, questionSample, trainingConversations, type Example } from '../src/samples';
 import { patchLabels } from '../src/vision-pretraining';
@@ -99,6 +99,35 @@ describe('vocabulary and samples', () => {
     expect(overall).toEqual({ correct: 3, total: 5, accuracy: 0.6 });
     expect(byType.shape).toEqual({ correct: 2, total: 3, accuracy: 2 / 3 });
     expect(byType.color).toEqual({ correct: 1, total: 2, accuracy: 0.5 });
+  });
+});
+
+describe('stage 2 freezing choices', () => {
+  beforeAll(async () => {
+    await initBackend();
+  });
+
+  it.each([
+    [false, (name: string) => name.startsWith('image.projector.') || name.startsWith('llm.')],
+    [
+      'last' as const,
+      (name: string) =>
+        name.startsWith('image.projector.') ||
+        name.startsWith('llm.') ||
+        name.startsWith('image.encoder.layers.1.') ||
+        name.startsWith('image.encoder.post_layernorm.'),
+    ],
+    [true, (name: string) => !name.startsWith('nothing')],
+  ])('trainVision %s trains exactly the intended parameters', (trainVision, expected) => {
+    const { model } = buildLlava(SMALL, 7);
+    try {
+      model.trainOnly(stage2Selection(trainVision, SMALL.vision.numLayers));
+      const parameters = model.namedParameters();
+      expect(parameters.some(([name]) => name.startsWith('image.encoder.layers.0.'))).toBe(true);
+      for (const [name, variable] of parameters) expect([name, variable.trainable]).toEqual([name, expected(name)]);
+    } finally {
+      model.dispose();
+    }
   });
 });
 
