@@ -113,13 +113,20 @@ export const TORCH_MISSING =
   'PyTorch comparison skipped: no python with torch. On Debian/Ubuntu: sudo apt-get install python3-torch ' +
   'libopenblas0-pthread (without libopenblas0-pthread torch falls back to reference BLAS, ~3 GFLOP/s).';
 
-/** Runs a bench/torch script with a python that has torch; returns its JSON output, or null without torch. */
+/**
+ * Runs a bench/torch script with a python that has torch; returns its JSON output, or null without torch.
+ * `--threads N` also caps OpenBLAS's own pool: torch.set_num_threads does not reach it, and a "1 thread" run
+ * otherwise multiplies on both cores of an idle machine (measured: 124 vs 88 GFLOP/s at 512^3, CPU = 2x wall).
+ */
 export function runTorch<T>(script: string, args: (string | number)[], env: Record<string, string> = {}): T | null {
   const python = findTorchPython();
   if (!python) return null;
+  const threadsAt = args.indexOf('--threads');
+  const threads = threadsAt >= 0 ? String(args[threadsAt + 1]) : undefined;
+  const threadCaps: Record<string, string> = threads ? { OPENBLAS_NUM_THREADS: threads, OMP_NUM_THREADS: threads } : {};
   const out = execFileSync(python, [join(BENCH_DIR, 'torch', script), ...args.map(String)], {
     encoding: 'utf8',
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...threadCaps, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     maxBuffer: 1 << 24,
   });
