@@ -1,5 +1,5 @@
 /**
- * The training script (the project's main job): builds a LLaVA-style model, trains it in two stages on the
+ * The training script: builds a LLaVA-style model, trains it in two stages on the
  * shapes questions next to a text-only baseline, scores both on held-out questions per type, checks that the
  * trainable-only checkpoint reloads to the same answers, and writes everything to one folder.
  *
