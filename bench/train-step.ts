@@ -48,10 +48,16 @@ export interface TrainBench {
   torchScript?: string;
 }
 
-/**
- * Composed models to benchmark after the plain LLMs. Hook for fusion: a LLaVA-style model (vision encoder +
- * projector + LLM) is added here once @chimera/fusion can compose one, with its PyTorch reference.
- */
+/** One training step as the benchmarks time it: loss, gradients, one AdamW update; returns the loss. */
+function adamStep(optimizer: AdamW, variables: tf.Variable[], loss: () => tf.Scalar): number {
+  const { value, grads } = tf.variableGrads(loss, variables);
+  optimizer.applyGradients(grads);
+  const lossValue = value.dataSync()[0]!;
+  tf.dispose([value, ...Object.values(grads)]);
+  return lossValue;
+}
+
+/** Composed models to benchmark after the plain LLMs, each with its PyTorch twin (`--no-llava` skips them). */
 export const COMPOSED_MODELS: { name: string; build: () => TrainBench }[] = flag('no-llava') ? [] : [{ name: 'LLaVA-style', build: llavaBench }];
 
 /** LLaVA-style composition: a ViT (64x64 images, 8x8 patches: 64 image tokens), an mlp2x_gelu projector, the LLM. */
@@ -98,13 +104,7 @@ function llavaBench(): TrainBench {
   return {
     name: `LLaVA-style (ViT ${LLAVA.visionWidth}x${LLAVA.visionLayers} + LLM 256)`,
     tokensPerStep: BATCH * positions,
-    step() {
-      const { value, grads } = tf.variableGrads(() => model.loss(samples), variables);
-      optimizer.applyGradients(grads);
-      const loss = value.dataSync()[0]!;
-      tf.dispose([value, ...Object.values(grads)]);
-      return loss;
-    },
+    step: () => adamStep(optimizer, variables, () => model.loss(samples)),
     dispose() {
       optimizer.dispose();
       model.dispose();
@@ -140,13 +140,7 @@ function llmBench(config: LlamaConfig): TrainBench {
   return {
     name: `LLM width ${config.hiddenSize}`,
     tokensPerStep: BATCH * SEQ,
-    step() {
-      const { value, grads } = tf.variableGrads(() => causalLMLoss(model.forward({ inputIds: ids }).logits, targets, mask), variables);
-      optimizer.applyGradients(grads);
-      const loss = value.dataSync()[0]!;
-      tf.dispose([value, ...Object.values(grads)]);
-      return loss;
-    },
+    step: () => adamStep(optimizer, variables, () => causalLMLoss(model.forward({ inputIds: ids }).logits, targets, mask)),
     dispose() {
       optimizer.dispose();
       model.dispose();

@@ -4,7 +4,7 @@
  * the fusion stage on interleaved episodes with only what `model.trainOnly(...)` left trainable learning (here
  * 'fusion': the Perceiver resampler and the cross-attention blocks). Vision pre-training is vision-pretraining.ts.
  */
-import { Trainer, warmupCosineSchedule, type StepMetrics } from '@chimera/core';
+import { Trainer, warmupCosineSchedule, type Module, type StepMetrics, type TrainerOptions } from '@chimera/core';
 import type { ComposedModel, ComposedSample } from '@chimera/fusion';
 import { causalLMLoss, type CausalLM } from '@chimera/llm';
 import type { PreparedImage, RgbImage } from '@chimera/vision-encoder';
@@ -24,16 +24,36 @@ export interface StageOptions {
   onStep?: (metrics: StepMetrics) => void;
 }
 
-function schedule(options: StageOptions) {
-  return warmupCosineSchedule({
-    peak: options.learningRate,
-    warmupSteps: Math.max(1, Math.round(options.steps * 0.05)),
-    totalSteps: options.steps,
-    floor: options.learningRate / 10,
+/**
+ * Runs one stage through core's Trainer with the example's shared settings (warmup over 5% of the steps, cosine
+ * to a tenth, global-norm clip 1) and returns its per-step metrics; the trainer is disposed however it ends.
+ */
+async function runStage<M extends Module, B>(
+  model: M,
+  options: StageOptions,
+  stage: Pick<TrainerOptions<M, B>, 'batchAt' | 'loss'> & { label: string; weightDecay: number },
+): Promise<StepMetrics[]> {
+  const trainer = new Trainer<M, B>({
+    model,
+    steps: options.steps,
+    seed: options.seed,
+    optimizer: {
+      learningRate: warmupCosineSchedule({
+        peak: options.learningRate,
+        warmupSteps: Math.max(1, Math.round(options.steps * 0.05)),
+        totalSteps: options.steps,
+        floor: options.learningRate / 10,
+      }),
+      weightDecay: stage.weightDecay,
+    },
+    clipNorm: 1,
+    metricsPath: options.metricsPath,
+    progress: options.progress ?? false,
+    progressLabel: stage.label,
+    onStep: options.onStep,
+    batchAt: stage.batchAt,
+    loss: stage.loss,
   });
-}
-
-async function fit<M extends CausalLM | ComposedModel, B>(trainer: Trainer<M, B>): Promise<StepMetrics[]> {
   try {
     return (await trainer.fit()).history;
   } finally {
@@ -43,21 +63,13 @@ async function fit<M extends CausalLM | ComposedModel, B>(trainer: Trainer<M, B>
 
 /** Stage 1: the LLM learns the text side of the data: which answers each question can have, and where chunks end. */
 export function pretrainText(llm: CausalLM, dataset: ShapesDataset, episodes: EpisodeOptions, options: StageOptions): Promise<StepMetrics[]> {
-  const trainer = new Trainer<CausalLM, TextBatch>({
-    model: llm,
-    steps: options.steps,
-    seed: options.seed,
-    optimizer: { learningRate: schedule(options), weightDecay: 0 },
-    clipNorm: 1,
-    metricsPath: options.metricsPath,
-    progress: options.progress ?? false,
-    progressLabel: 'text',
-    onStep: options.onStep,
+  return runStage(llm, options, {
+    label: 'text',
+    weightDecay: 0,
     batchAt: (step) =>
       textBatch(trainingEpisodeIndices(options.seed, step, options.batchSize, episodes.maxImages).map((i) => makeEpisode(dataset, 'train', i, episodes))),
-    loss: (m, batch) => causalLMLoss(m.forward({ inputIds: batch.inputIds }).logits, batch.targets, batch.mask),
+    loss: (m, batch: TextBatch) => causalLMLoss(m.forward({ inputIds: batch.inputIds }).logits, batch.targets, batch.mask),
   });
-  return fit(trainer);
 }
 
 /** Stage 2: the composed model on interleaved episodes; only what `model.trainOnly(...)` left trainable learns. */
@@ -68,21 +80,13 @@ export function trainFusion(
   episodes: EpisodeOptions,
   options: StageOptions,
 ): Promise<StepMetrics[]> {
-  const trainer = new Trainer<ComposedModel, ComposedSample[]>({
-    model,
-    steps: options.steps,
-    seed: options.seed,
-    optimizer: { learningRate: schedule(options), weightDecay: 0.01 },
-    clipNorm: 1,
-    metricsPath: options.metricsPath,
-    progress: options.progress ?? false,
-    progressLabel: 'fusion',
-    onStep: options.onStep,
-    batchAt: (step) =>
+  return runStage(model, options, {
+    label: 'fusion',
+    weightDecay: 0.01,
+    batchAt: (step): ComposedSample[] =>
       trainingEpisodeIndices(options.seed, step, options.batchSize, episodes.maxImages).map((i) =>
         episodeSample(makeEpisode(dataset, 'train', i, episodes), prepare),
       ),
     loss: (m, batch) => m.loss(batch),
   });
-  return fit(trainer);
 }

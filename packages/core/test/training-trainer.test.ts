@@ -385,13 +385,12 @@ describe('progress display', () => {
     expect(writes[2]).toBe('\n');
   });
 
-  it('the Trainer draws nothing when progress is off', async () => {
+  /** What a 3-step Trainer run with `options` writes to stderr. */
+  async function stderrOfRun(options: Partial<TrainerOptions<Classifier, Batch>>): Promise<string[]> {
     await setupTestBackend('cpu');
     const writes: string[] = [];
     const original = process.stderr.write.bind(process.stderr);
     process.stderr.write = ((chunk: string) => (writes.push(String(chunk)), true)) as typeof process.stderr.write;
-    const previousCi = process.env.CI;
-    process.env.CI = '1';
     try {
       const model = new Classifier(4);
       const trainer = new Trainer<Classifier, Batch>({
@@ -399,12 +398,24 @@ describe('progress display', () => {
         loss: classifierLoss,
         batchAt: (step) => ringsBatch(step, 0, 8),
         steps: 3,
+        ...options,
       });
       await trainer.fit();
       trainer.dispose();
       model.dispose();
     } finally {
       process.stderr.write = original;
+    }
+    return writes;
+  }
+
+  it('the Trainer draws nothing when progress is off', async () => {
+    const previousCi = process.env.CI;
+    process.env.CI = '1';
+    let writes: string[];
+    try {
+      writes = await stderrOfRun({});
+    } finally {
       if (previousCi === undefined) delete process.env.CI;
       else process.env.CI = previousCi;
     }
@@ -412,26 +423,7 @@ describe('progress display', () => {
   });
 
   it('the Trainer names its progress line with progressLabel', async () => {
-    await setupTestBackend('cpu');
-    const writes: string[] = [];
-    const original = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string) => (writes.push(String(chunk)), true)) as typeof process.stderr.write;
-    try {
-      const model = new Classifier(4);
-      const trainer = new Trainer<Classifier, Batch>({
-        model,
-        loss: classifierLoss,
-        batchAt: (step) => ringsBatch(step, 0, 8),
-        steps: 3,
-        progress: true,
-        progressLabel: 'stage1',
-      });
-      await trainer.fit();
-      trainer.dispose();
-      model.dispose();
-    } finally {
-      process.stderr.write = original;
-    }
+    const writes = await stderrOfRun({ progress: true, progressLabel: 'stage1' });
     expect(writes.some((w) => /\] stage1 3\/3 \| 100%/.test(w))).toBe(true);
     expect(writes.some((w) => w.includes('] train '))).toBe(false);
   });
