@@ -15,6 +15,8 @@ export interface ExactMatch {
   /** Over every example. */
   overall: TypeScore;
   byType: Partial<Record<QuestionType, TypeScore>>;
+  /** Per type, then per number of shapes in the image ('1', '2', ...). */
+  byTypeAndShapes: Partial<Record<QuestionType, Record<string, TypeScore>>>;
   /** The generated answer of each example (without <eos>; '<eos>' alone when the model stopped at once). */
   answers: string[];
   /** Whether each example was answered exactly. */
@@ -62,8 +64,9 @@ export async function exactMatch(
   return { ...scoreByType(examples, correct), answers, correct };
 }
 
-export function scoreByType(examples: readonly Example[], correct: readonly boolean[]): Pick<ExactMatch, 'overall' | 'byType'> {
+export function scoreByType(examples: readonly Example[], correct: readonly boolean[]): Pick<ExactMatch, 'overall' | 'byType' | 'byTypeAndShapes'> {
   const byType: Partial<Record<QuestionType, TypeScore>> = {};
+  const byTypeAndShapes: Partial<Record<QuestionType, Record<string, TypeScore>>> = {};
   const add = (score: TypeScore, right: boolean) => {
     score.total++;
     if (right) score.correct++;
@@ -73,7 +76,8 @@ export function scoreByType(examples: readonly Example[], correct: readonly bool
   examples.forEach((example, i) => {
     const score = (byType[example.type] ??= { correct: 0, total: 0, accuracy: 0 });
     add(score, correct[i]!);
+    add(((byTypeAndShapes[example.type] ??= {})[String(example.shapeCount)] ??= { correct: 0, total: 0, accuracy: 0 }), correct[i]!);
     add(overall, correct[i]!);
   });
-  return { overall, byType };
+  return { overall, byType, byTypeAndShapes };
 }

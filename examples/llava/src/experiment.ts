@@ -19,7 +19,7 @@ import type { PreparedImage, VisionModality } from '@chimera/vision-encoder';
 import { ShapesDataset, type QuestionType, type ShapesOptions } from '@chimera-examples/shapes-dataset';
 import { exactMatch, type ExactMatch } from './evaluate';
 import { buildLlava, type LlavaSize } from './model';
-import { pretrainVision } from './vision-pretraining';
+import { pretrainVision, type LabelWeights } from './vision-pretraining';
 import { conversationSample, heldOutExamples, trainingConversations, type Example } from './samples';
 
 export type PhaseName = 'text' | 'stage1' | 'stage2';
@@ -39,8 +39,10 @@ export interface PhaseSettings {
    * out: the LLM learns to read an attribute off the image tokens), the rest the dataset's mix (default 0).
    */
   singleShapeSteps?: number;
-  /** Vision phase only: weight of the kind labels in the patch-label loss (default 1). */
-  kindWeight?: number;
+  /** Shapes per training image in this phase (default: the dataset's; the held-out questions keep the dataset's). */
+  shapesPerImage?: { min: number; max: number };
+  /** Vision phase only: weights of the patch-label sets (vision-pretraining.ts; default DEFAULT_LABEL_WEIGHTS). */
+  labelWeights?: Partial<LabelWeights>;
 }
 
 export interface LlavaOptions {
@@ -184,12 +186,15 @@ export async function runLlava(options: LlavaOptions): Promise<LlavaResult> {
       const trainable = PHASES[name].label(trainVision);
       const cpuAt = process.cpuUsage();
       const phaseBatch = settings.batchSize ?? batchSize;
+      const phaseDataset = settings.shapesPerImage
+        ? new ShapesDataset({ ...options.data, shapesPerImage: settings.shapesPerImage, imageSize: size.vision.imageSize })
+        : dataset;
       log(`${name}: trains ${trainable}, ${summary.trainableParameters.toLocaleString('en-US')} parameters, ${settings.steps} steps of ${phaseBatch}`);
       if (withImage) log(summary.table.replace(/^/gm, '  '));
       const history = await trainPhase(model, settings, {
         batchAt: (step) =>
           trainingConversations(
-            step < (settings.singleShapeSteps ?? 0) ? singleShapeDataset : dataset,
+            step < (settings.singleShapeSteps ?? 0) ? singleShapeDataset : phaseDataset,
             seed,
             phaseOffset(name) + step,
             phaseBatch,
@@ -228,6 +233,7 @@ export async function runLlava(options: LlavaOptions): Promise<LlavaResult> {
         score,
       });
       log(`${name}: ${seconds.toFixed(1)} s (${cpuSeconds.toFixed(1)} s CPU), loss ${fmtLoss(history[0]?.loss)} -> ${fmtLoss(history.at(-1)?.loss)}; held-out ${describeScore(score, types)}`);
+      if (withImage) log(`  by shapes in the image: ${describeByShapes(score, types)}`);
     }
     const totalSeconds = (performance.now() - startedAt) / 1000;
     return { model, image, dataset, heldOut, heldOutImages, vision, visionTowerPath: options.visionTowerPath, baseline: baseline!, final: final!, phases, parameterCount, trainSeconds, totalSeconds };
@@ -250,7 +256,7 @@ async function trainVisionPhase(image: VisionModality, dataset: ShapesDataset, o
     seed: options.seed,
     prepare: (picture) => image.prepare(picture),
     featureLayer: options.size.vision.featureLayer,
-    kindWeight: settings.kindWeight,
+    labelWeights: settings.labelWeights,
     metricsPath: options.metricsDir ? join(options.metricsDir, 'metrics-vision.jsonl') : undefined,
     progress: options.progress ?? false,
   });
@@ -344,4 +350,11 @@ export function percent(fraction: number): string {
 /** 'shape 95.0%, color 97.5%, ...'. */
 export function describeScore(score: ExactMatch, types: readonly QuestionType[]): string {
   return types.map((t) => `${t} ${score.byType[t] ? percent(score.byType[t].accuracy) : 'n/a'}`).join(', ');
+}
+
+/** 'shape 1: 100.0% 2: 97.0% 3: 95.1%; color ...' (held-out exact match per type, split by shapes per image). */
+export function describeByShapes(score: ExactMatch, types: readonly QuestionType[]): string {
+  return types
+    .map((t) => `${t} ${Object.entries(score.byTypeAndShapes[t] ?? {}).map(([shapes, s]) => `${shapes}: ${percent(s.accuracy)}`).join(' ')}`)
+    .join('; ');
 }

@@ -45,7 +45,7 @@ export interface LlavaSize {
 
 export const DEFAULT_SIZE: LlavaSize = {
   vision: { imageSize: 32, patchSize: 4, hiddenSize: 64, numLayers: 2, numHeads: 4, intermediateSize: 128, positions: 'rope2d', featureLayer: -1, merge: 2 },
-  llm: { hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, intermediateSize: 128 },
+  llm: { hiddenSize: 64, numLayers: 3, numHeads: 4, numKvHeads: 2, intermediateSize: 128 },
   projector: 'mlp2x_gelu',
 };
 

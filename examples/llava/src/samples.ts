@@ -23,6 +23,8 @@ export interface Example {
   question: string;
   answer: string;
   image: RgbImage;
+  /** Shapes in the image (the failure analysis splits scores by it). */
+  shapeCount: number;
 }
 
 /**
@@ -57,7 +59,7 @@ function exampleAt(dataset: ShapesDataset, split: SplitName, index: number, type
     if (!dataset.allQuestions(split, i).some((q) => types.includes(q.type))) continue;
     const sample = dataset.question(split, i, { types, slot });
     const { type, text, answer } = sample.question;
-    return { split, index: i, type, question: text, answer, image: sample.image };
+    return { split, index: i, type, question: text, answer, image: sample.image, shapeCount: sample.scene.shapes.length };
   }
   throw new Error(
     `no ${split} scene near index ${index} has a question of type ${types.join('/')}; with these dataset options ` +

@@ -4,8 +4,8 @@
  * trainable-only checkpoint reloads to the same answers, and writes everything to one folder.
  *
  *   npm run train -w @chimera-examples/llava -- [--out DIR] [--seed 1] [--backend cpu|wasm]
- *     [--batch 32] [--vision-steps N] [--vision-lr X] [--vision-batch N] [--kind-weight 2] [--vision-from TOWER.safetensors] [--text-steps N] [--stage1-steps N] [--stage2-steps N] [--text-lr X] [--stage1-lr X] [--stage2-lr X] [--stage2-single-steps N]
- *     [--turns 1] [--train-vision false|last|true] [--shapes 1,3] [--types shape,color,...] [--held-out 200] [--eval-every N]
+ *     [--batch 32] [--vision-steps N] [--vision-lr X] [--vision-batch N] [--kind-weight 1] [--pair-weight 2] [--vision-from TOWER.safetensors] [--text-steps N] [--stage1-steps N] [--stage2-steps N] [--text-lr X] [--stage1-lr X] [--stage2-lr X] [--stage2-single-steps N] [--stage2-shapes 2,3]
+ *     [--turns 1] [--train-vision false|last|true] [--shapes 1,3] [--types shape,color] [--held-out 200] [--eval-every N]
  *     [--image-size 32] [--patch 4] [--positions rope2d|learned] [--merge 2] [--feature-layer -1] [--vit-hidden N] [--vit-layers N]
  *     [--llm-hidden N] [--llm-layers N] [--llm-ffn N] [--llm-heads N] [--llm-kv-heads N]
  *
@@ -30,6 +30,12 @@ const TARGET = 0.9;
 const TARGET_TYPES: readonly QuestionType[] = ['shape', 'color'];
 /** The baseline must stay this far below the model on the target types. */
 const BASELINE_MARGIN = 0.3;
+/**
+ * The question types trained and scored by default: the target's. With count, size and left-of questions in the
+ * mix as well, stage 2 did not learn to find an object by its kind within the budget (README, "How the binding
+ * was found"); `--types` adds them.
+ */
+const DEFAULT_TYPES: readonly QuestionType[] = ['shape', 'color'];
 
 /** runs/llava at the repository root (this file runs as examples/llava/dist/train.js). */
 const DEFAULT_OUT = fileURLToPath(new URL('../../../runs/llava', import.meta.url));
@@ -45,19 +51,21 @@ async function main(): Promise<number> {
       'vision-steps': { type: 'string', default: '600' },
       'vision-from': { type: 'string' },
       'vision-batch': { type: 'string' },
-      'kind-weight': { type: 'string', default: '2' },
+      'kind-weight': { type: 'string', default: '1' },
+      'pair-weight': { type: 'string', default: '2' },
       'vision-lr': { type: 'string', default: '1e-2' },
       'text-steps': { type: 'string', default: '150' },
       'stage1-steps': { type: 'string', default: '100' },
-      'stage2-steps': { type: 'string', default: '900' },
+      'stage2-steps': { type: 'string', default: '1500' },
       'text-lr': { type: 'string', default: '3e-3' },
       'stage1-lr': { type: 'string', default: '3e-3' },
       'stage2-lr': { type: 'string', default: '2e-3' },
       'stage2-single-steps': { type: 'string', default: '0' },
+      'stage2-shapes': { type: 'string' },
       turns: { type: 'string', default: '1' },
       'train-vision': { type: 'string', default: 'false' },
       shapes: { type: 'string', default: '1,3' },
-      types: { type: 'string', default: QUESTION_TYPES.join(',') },
+      types: { type: 'string', default: DEFAULT_TYPES.join(',') },
       'held-out': { type: 'string', default: '200' },
       'eval-every': { type: 'string', default: '0' },
       'image-size': { type: 'string' },
@@ -79,10 +87,7 @@ async function main(): Promise<number> {
   const types = values.types!.split(',').map((t) => t.trim()) as QuestionType[];
   const unknownTypes = types.filter((t) => !(QUESTION_TYPES as readonly string[]).includes(t));
   if (unknownTypes.length) throw new UsageError(`--types: unknown type(s) ${unknownTypes.join(', ')}; choose from ${QUESTION_TYPES.join(', ')}`);
-  const [minShapes, maxShapes] = values.shapes!.split(',').map((n) => int('shapes', n));
-  if (minShapes === undefined || !(minShapes >= 1) || !(maxShapes === undefined || maxShapes >= minShapes)) {
-    throw new UsageError(`--shapes must be min,max shapes per image (e.g. 1,3), got '${values.shapes}'`);
-  }
+  const { min: minShapes, max: maxShapes } = shapeRange('shapes', values.shapes!);
   if (values.positions !== undefined && values.positions !== 'rope2d' && values.positions !== 'learned') {
     throw new UsageError(`--positions must be rope2d or learned, got '${values.positions}'`);
   }
@@ -111,13 +116,13 @@ async function main(): Promise<number> {
   const turns = int('turns', values.turns!);
   const options: LlavaOptions = {
     size,
-    data: { shapesPerImage: { min: minShapes, max: maxShapes ?? minShapes } },
+    data: { shapesPerImage: { min: minShapes, max: maxShapes } },
     types,
     phases: {
       vision: {
         steps: int('vision-steps', values['vision-steps']!),
         learningRate: rate('vision-lr', values['vision-lr']!),
-        kindWeight: rate('kind-weight', values['kind-weight']!),
+        labelWeights: { kind: rate('kind-weight', values['kind-weight']!), pair: weight('pair-weight', values['pair-weight']!) },
         ...(values['vision-batch'] !== undefined ? { batchSize: int('vision-batch', values['vision-batch']) } : {}),
       },
       text: { steps: int('text-steps', values['text-steps']!), learningRate: rate('text-lr', values['text-lr']!), turns },
@@ -127,6 +132,7 @@ async function main(): Promise<number> {
         learningRate: rate('stage2-lr', values['stage2-lr']!),
         turns,
         singleShapeSteps: int('stage2-single-steps', values['stage2-single-steps']!),
+        shapesPerImage: values['stage2-shapes'] !== undefined ? shapeRange('stage2-shapes', values['stage2-shapes']) : multiShape(minShapes, maxShapes),
       },
     },
     trainVision,
@@ -233,6 +239,27 @@ function optionalInt(name: string, text: string | undefined): number | undefined
 function rate(name: string, text: string): number {
   const value = Number(text);
   if (!(value > 0 && Number.isFinite(value))) throw new UsageError(`--${name} must be a positive number, got '${text}'`);
+  return value;
+}
+
+/**
+ * Stage 2's default images: those of the held-out mix with two or more shapes (on a one-shape image every question
+ * is answered without finding the object it names, so those teach no lookup); the mix itself if it has none.
+ */
+function multiShape(min: number, max: number): { min: number; max: number } {
+  return max >= 2 ? { min: Math.max(2, min), max } : { min, max };
+}
+
+/** 'min,max' (or one number) shapes per image. */
+function shapeRange(name: string, text: string): { min: number; max: number } {
+  const [min, max = min] = text.split(',').map((n) => int(name, n));
+  if (min === undefined || !(min >= 1) || !(max >= min)) throw new UsageError(`--${name} must be min,max shapes per image (e.g. 1,3), got '${text}'`);
+  return { min, max };
+}
+
+function weight(name: string, text: string): number {
+  const value = Number(text);
+  if (!(value >= 0 && Number.isFinite(value))) throw new UsageError(`--${name} must be a number >= 0, got '${text}'`);
   return value;
 }
 

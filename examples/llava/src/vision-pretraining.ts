@@ -2,8 +2,13 @@
  * Pretraining of the vision tower, standing in for the CLIP tower LLaVA starts from. LLaVA never trains its
  * vision encoder; there is no pretrained tower for these images, so the ViT first learns them on a dense
  * labelling task: every patch token predicts the kind, colour and size class of the shape whose bounding box
- * holds the patch centre (or background). That is the information the LLM later reads from the image tokens,
- * learned from every patch of every image at once, which is far faster than learning it through the answers.
+ * holds the patch centre (or background), and the (kind, colour) pair as one class. That is the information the
+ * LLM later reads from the image tokens, learned from every patch of every image at once, which is far faster
+ * than learning it through the answers.
+ *
+ * Why the pair: the LLM finds an object by one attribute and reads the other, in both directions (shape questions
+ * name a colour, colour questions a kind). Weighting kind or colour up made one lookup form and not the other;
+ * the pair class weighs both attributes alike in every patch feature (README, "How the binding was found").
  *
  * The labels come from the scene description (the dataset's ground truth), never from the questions.
  */
@@ -17,6 +22,8 @@ export interface PatchLabels {
   kind: Int32Array;
   color: Int32Array;
   size: Int32Array;
+  /** The (kind, colour) pair as one class: 1 + kindIndex * colours + colourIndex. */
+  pair: Int32Array;
 }
 
 const SIZE_CLASSES = ['small', 'large'] as const;
@@ -25,7 +32,8 @@ const SIZE_CLASSES = ['small', 'large'] as const;
 export function patchLabels(scene: Scene, kinds: readonly string[], patchSize: number): PatchLabels {
   const rows = Math.floor(scene.height / patchSize);
   const cols = Math.floor(scene.width / patchSize);
-  const labels: PatchLabels = { kind: new Int32Array(rows * cols), color: new Int32Array(rows * cols), size: new Int32Array(rows * cols) };
+  const n = rows * cols;
+  const labels: PatchLabels = { kind: new Int32Array(n), color: new Int32Array(n), size: new Int32Array(n), pair: new Int32Array(n) };
   for (const shape of scene.shapes) {
     const { x0, y0, x1, y1 } = shape.bbox;
     for (let r = 0; r < rows; r++) {
@@ -37,6 +45,7 @@ export function patchLabels(scene: Scene, kinds: readonly string[], patchSize: n
         labels.kind[r * cols + c] = kinds.indexOf(shape.kind) + 1;
         labels.color[r * cols + c] = COLOR_NAMES.indexOf(shape.color) + 1;
         labels.size[r * cols + c] = SIZE_CLASSES.indexOf(shape.sizeClass) + 1;
+        labels.pair[r * cols + c] = 1 + kinds.indexOf(shape.kind) * COLOR_NAMES.length + COLOR_NAMES.indexOf(shape.color);
       }
     }
   }
@@ -48,23 +57,25 @@ export class PatchLabeler extends Module {
   readonly tower: VisionTransformer;
   readonly head: Linear;
   readonly featureLayer: FeatureLayer;
-  readonly classes: { kind: number; color: number; size: number };
+  readonly classes: { kind: number; color: number; size: number; pair: number };
 
   constructor(tower: VisionTransformer, featureLayer: FeatureLayer, numKinds: number) {
     super();
     this.tower = this.addModule('tower', tower);
     this.featureLayer = featureLayer;
-    this.classes = { kind: numKinds + 1, color: COLOR_NAMES.length + 1, size: SIZE_CLASSES.length + 1 };
-    this.head = this.addModule('head', new Linear(tower.config.hiddenSize, this.classes.kind + this.classes.color + this.classes.size));
+    this.classes = { kind: numKinds + 1, color: COLOR_NAMES.length + 1, size: SIZE_CLASSES.length + 1, pair: numKinds * COLOR_NAMES.length + 1 };
+    const { kind, color, size, pair } = this.classes;
+    this.head = this.addModule('head', new Linear(tower.config.hiddenSize, kind + color + size + pair));
   }
 
   /** pixels [B, H, W, 3] -> logits per patch: kind [B, N, K+1], color [B, N, C+1], size [B, N, 3]. */
-  forward(pixels: tf.Tensor4D): { kind: tf.Tensor3D; color: tf.Tensor3D; size: tf.Tensor3D } {
+  forward(pixels: tf.Tensor4D): { kind: tf.Tensor3D; color: tf.Tensor3D; size: tf.Tensor3D; pair: tf.Tensor3D } {
     return tf.tidy(() => {
       const { features } = this.tower.features(pixels, { layers: this.featureLayer }); // [B, N, D]
-      const logits = this.head.forward(features) as tf.Tensor3D; // [B, N, K+1 + C+1 + 3]
-      const [kind, color, size] = tf.split(logits, [this.classes.kind, this.classes.color, this.classes.size], 2) as tf.Tensor3D[];
-      return { kind: kind!, color: color!, size: size! };
+      const logits = this.head.forward(features) as tf.Tensor3D; // [B, N, K+1 + C+1 + 3 + K*C+1]
+      const { kind, color, size, pair } = this.classes;
+      const [k, c, s, p] = tf.split(logits, [kind, color, size, pair], 2) as tf.Tensor3D[];
+      return { kind: k!, color: c!, size: s!, pair: p! };
     });
   }
 
@@ -74,19 +85,24 @@ export class PatchLabeler extends Module {
   }
 }
 
-/** Mean cross-entropy of each label set over every patch, summed over the three sets with `kindWeight` on kind. */
+/** Weight of each label set in the patch-label loss. */
+export type LabelWeights = Record<keyof PatchLabels, number>;
+
+export const DEFAULT_LABEL_WEIGHTS: LabelWeights = { kind: 1, color: 1, size: 1, pair: 0 };
+
+/** Mean cross-entropy of each label set over every patch, weighted and summed (sets of weight 0 are skipped). */
 export function patchLabelLoss(
   logits: ReturnType<PatchLabeler['forward']>,
-  labels: { kind: tf.Tensor2D; color: tf.Tensor2D; size: tf.Tensor2D },
-  kindWeight = 1,
+  labels: Record<keyof PatchLabels, tf.Tensor2D>,
+  weights: LabelWeights = DEFAULT_LABEL_WEIGHTS,
 ): tf.Scalar {
   return tf.tidy(() => {
     const crossEntropy = (l: tf.Tensor3D, target: tf.Tensor2D) => {
       const logProbs = tf.logSoftmax(l); // [B, N, K]
       return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(target, l.shape[2]), logProbs), 2)));
     };
-    const kind = tf.mul(crossEntropy(logits.kind, labels.kind), kindWeight);
-    return tf.addN([kind, crossEntropy(logits.color, labels.color), crossEntropy(logits.size, labels.size)]) as tf.Scalar;
+    const sets = (Object.keys(weights) as (keyof PatchLabels)[]).filter((set) => weights[set] !== 0);
+    return tf.addN(sets.map((set) => tf.mul(crossEntropy(logits[set], labels[set]), weights[set]))) as tf.Scalar;
   });
 }
 
@@ -95,6 +111,7 @@ export interface LabelBatch {
   kind: tf.Tensor2D;
   color: tf.Tensor2D;
   size: tf.Tensor2D;
+  pair: tf.Tensor2D;
 }
 
 export function labelBatch(dataset: ShapesDataset, split: SplitName, indices: readonly number[], prepare: (image: RgbImage) => PreparedImage, patchSize: number): LabelBatch {
@@ -105,7 +122,7 @@ export function labelBatch(dataset: ShapesDataset, split: SplitName, indices: re
   prepared.forEach((p, i) => pixels.set(p.pixels, i * height * width * 3));
   const labels = samples.map((s) => patchLabels(s.scene, dataset.kinds, patchSize));
   const stack = (key: keyof PatchLabels) => tf.tensor2d(labels.flatMap((l) => Array.from(l[key])), [labels.length, labels[0]![key].length], 'int32');
-  return { pixels: tf.tensor4d(pixels, [prepared.length, height, width, 3]), kind: stack('kind'), color: stack('color'), size: stack('size') };
+  return { pixels: tf.tensor4d(pixels, [prepared.length, height, width, 3]), kind: stack('kind'), color: stack('color'), size: stack('size'), pair: stack('pair') };
 }
 
 export interface VisionPretrainingOptions {
@@ -116,11 +133,8 @@ export interface VisionPretrainingOptions {
   /** The vision plugin's prepare (so the tower learns exactly the pixels it will see inside the model). */
   prepare: (image: RgbImage) => PreparedImage;
   featureLayer: FeatureLayer;
-  /**
-   * Weight of the kind labels in the loss (default 1). Kind is the feature the LLM must find objects by in colour
-   * questions, and the one the pixels show least directly.
-   */
-  kindWeight?: number;
+  /** Weight of each label set in the loss (default DEFAULT_LABEL_WEIGHTS). */
+  labelWeights?: Partial<LabelWeights>;
   /** Validation images for the patch accuracies reported at the end (default 200). */
   validationImages?: number;
   metricsPath?: string;
@@ -158,7 +172,7 @@ export async function pretrainVision(tower: VisionTransformer, dataset: ShapesDa
       const indices = Array.from({ length: options.batchSize }, (_, i) => deriveSeed(stream, (step * options.batchSize + i) >>> 0) % SPLITS.train.size);
       return labelBatch(dataset, 'train', indices, options.prepare, patchSize);
     },
-    loss: (m, batch) => patchLabelLoss(m.forward(batch.pixels), batch, options.kindWeight ?? 1),
+    loss: (m, batch) => patchLabelLoss(m.forward(batch.pixels), batch, { ...DEFAULT_LABEL_WEIGHTS, ...options.labelWeights }),
   });
   try {
     const history = options.steps > 0 ? (await trainer.fit()).history : [];

@@ -12,7 +12,7 @@ import { answerExamples, scoreByType } from '../src/evaluate';
 import { runLlava, stage2Selection, type LlavaOptions, type LlavaResult } from '../src/experiment';
 import { buildLlava, type LlavaSize } from '../src/model';
 import { conversationSample, heldOutExamples, questionSample, trainingConversations, type Example } from '../src/samples';
-import { patchLabels } from '../src/vision-pretraining';
+import { DEFAULT_LABEL_WEIGHTS, patchLabelLoss, patchLabels } from '../src/vision-pretraining';
 import { BOS, EOS, IMAGE, VOCAB_SIZE, decodeWords, encodeWords } from '../src/vocabulary';
 
 // A reduced problem that trains in under a minute: one shape per 16x16 image, three kinds and three colours (chance 1/3
@@ -91,14 +91,59 @@ describe('vocabulary and samples', () => {
     expect(Array.from(labels.kind)).toEqual(kind);
     expect(Array.from(labels.color)).toEqual(kind.map((k) => (k === 2 ? 3 : k === 5 ? 1 : 0))); // blue 3rd, red 1st
     expect(Array.from(labels.size)).toEqual(kind.map((k) => (k === 2 ? 2 : k === 5 ? 1 : 0)));
+    // One class per (kind, colour) pair: 1 + kindIndex * 6 colours + colourIndex (blue square 9, red star 25).
+    expect(Array.from(labels.pair)).toEqual(kind.map((k) => (k === 2 ? 1 + 1 * 6 + 2 : k === 5 ? 1 + 4 * 6 + 0 : 0)));
   });
 
-  it('scores exact match per question type', () => {
-    const examples = ['shape', 'shape', 'color', 'shape', 'color'].map((type) => ({ type }) as Example);
-    const { overall, byType } = scoreByType(examples, [true, false, true, true, false]);
+  it('scores exact match per question type, and per type by shapes in the image', () => {
+    const examples = (['shape', 'shape', 'color', 'shape', 'color'] as const).map((type, i) => ({ type, shapeCount: [1, 2, 1, 2, 3][i] }) as Example);
+    const { overall, byType, byTypeAndShapes } = scoreByType(examples, [true, false, true, true, false]);
     expect(overall).toEqual({ correct: 3, total: 5, accuracy: 0.6 });
     expect(byType.shape).toEqual({ correct: 2, total: 3, accuracy: 2 / 3 });
     expect(byType.color).toEqual({ correct: 1, total: 2, accuracy: 0.5 });
+    expect(byTypeAndShapes.shape).toEqual({ '1': { correct: 1, total: 1, accuracy: 1 }, '2': { correct: 1, total: 2, accuracy: 0.5 } });
+    expect(byTypeAndShapes.color).toEqual({ '1': { correct: 1, total: 1, accuracy: 1 }, '3': { correct: 0, total: 1, accuracy: 0 } });
+  });
+});
+
+describe('patch-label loss', () => {
+  beforeAll(async () => {
+    await initBackend();
+  });
+
+  it('sums each label set\'s cross-entropy times its weight, skipping weight 0', () => {
+    const [batch, patches] = [2, 3];
+    const logitsOf = (classes: number, salt: number) =>
+      tf.tensor3d(Array.from({ length: batch * patches * classes }, (_, i) => Math.sin(i * 0.7 + salt)), [batch, patches, classes]);
+    const labelsOf = (classes: number) => tf.tensor2d(Array.from({ length: batch * patches }, (_, i) => (i * 5) % classes), [batch, patches], 'int32');
+    const classes = { kind: 6, color: 7, size: 3, pair: 31 };
+    const logits = { kind: logitsOf(6, 1), color: logitsOf(7, 2), size: logitsOf(3, 3), pair: logitsOf(31, 4) };
+    const labels = { kind: labelsOf(6), color: labelsOf(7), size: labelsOf(3), pair: labelsOf(31) };
+    // Reference: mean over patches of -log softmax at the label, computed by hand.
+    const crossEntropy = (set: keyof typeof classes) => {
+      const l = logits[set].arraySync();
+      const y = labels[set].arraySync();
+      let total = 0;
+      for (let b = 0; b < batch; b++) {
+        for (let n = 0; n < patches; n++) {
+          const row = l[b]![n]!;
+          const max = Math.max(...row);
+          const logSum = max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
+          total += logSum - row[y[b]![n]!]!;
+        }
+      }
+      return total / (batch * patches);
+    };
+    const loss = (weights: Parameters<typeof patchLabelLoss>[2]) => {
+      const value = patchLabelLoss(logits, labels, weights);
+      const result = value.dataSync()[0]!;
+      value.dispose();
+      return result;
+    };
+    const expected = 1 * crossEntropy('kind') + 0.5 * crossEntropy('color') + 2 * crossEntropy('pair');
+    expect(loss({ kind: 1, color: 0.5, size: 0, pair: 2 })).toBeCloseTo(expected, 5);
+    expect(loss(DEFAULT_LABEL_WEIGHTS)).toBeCloseTo(crossEntropy('kind') + crossEntropy('color') + crossEntropy('size'), 5);
+    tf.dispose([...Object.values(logits), ...Object.values(labels)]);
   });
 });
 
