@@ -1,37 +1,15 @@
-// The word-level vocabulary of the example: the dataset's closed word list plus Flamingo's special tokens.
-import { WORDS, questionWords } from '@chimera-examples/shapes-dataset';
+// The example's vocabulary: Flamingo's special tokens, then the shapes dataset's words (one token per word).
+import { WordVocabulary } from '@chimera-examples/shapes-dataset';
 
-export const PAD = 0;
-export const BOS = 1;
+export const VOCABULARY = new WordVocabulary(['<pad>', '<bos>', '<|endofchunk|>', '<image>'], { padding: '<pad>' });
+
+export const PAD = VOCABULARY.id('<pad>');
+export const BOS = VOCABULARY.id('<bos>');
 /** Flamingo's `<|endofchunk|>`: ends every answer, so greedy decoding knows where to stop. */
-export const END_OF_CHUNK = 2;
+export const END_OF_CHUNK = VOCABULARY.id('<|endofchunk|>');
 /** Flamingo's `<image>`: stands where an image sits in the interleaved text. */
-export const IMAGE = 3;
+export const IMAGE = VOCABULARY.id('<image>');
+export const VOCAB_SIZE = VOCABULARY.size;
 
-const SPECIAL = ['<pad>', '<bos>', '<|endofchunk|>', '<image>'] as const;
-const TOKENS: readonly string[] = [...SPECIAL, ...WORDS];
-const IDS = new Map(TOKENS.map((token, id) => [token, id]));
-
-export const VOCAB_SIZE = TOKENS.length;
-
-/** Ids of a question or answer ("what color is the square?" -> what, color, is, the, square, ?). */
-export function encodeWords(text: string): number[] {
-  return questionWords(text).map((word) => {
-    const id = IDS.get(word);
-    if (id === undefined) throw new Error(`encodeWords: '${word}' is not in the dataset's word list; only questions and answers of ShapesDataset can be encoded`);
-    return id;
-  });
-}
-
-/** Text of ids, words separated by spaces (special tokens written as themselves, padding dropped). */
-export function decodeIds(ids: readonly number[]): string {
-  return ids
-    .filter((id) => id !== PAD)
-    .map((id) => {
-      const token = TOKENS[id];
-      if (token === undefined) throw new Error(`decodeIds: id ${id} is outside the vocabulary [0, ${VOCAB_SIZE})`);
-      return token;
-    })
-    .join(' ');
-}
-
+export const encodeWords = (text: string): number[] => VOCABULARY.encode(text);
+export const decodeIds = (ids: readonly number[]): string => VOCABULARY.decode(ids);

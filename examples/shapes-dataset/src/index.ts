@@ -16,6 +16,7 @@ export {
   type Question,
   type QuestionType,
 } from './questions';
+export { WordVocabulary, type WordVocabularyOptions } from './vocabulary';
 export { SPLITS, SPLIT_NAMES, sampleId, splitOf, type SplitName, type SplitRange } from './splits';
 export { SeededRandom, deriveSeed, mix32 } from './random';
 export {

@@ -1,0 +1,61 @@
+// A word-level vocabulary of the questions and answers: the caller's special tokens, then every word of the closed
+// WORDS list. One token per word keeps sequences short, and every answer is one token.
+import { WORDS, questionWords } from './questions';
+
+export interface WordVocabularyOptions {
+  /** The special token decode() drops (e.g. '<pad>'); none by default. */
+  padding?: string;
+}
+
+export class WordVocabulary {
+  /** Special tokens first (ids 0, 1, ...), then WORDS in order. */
+  readonly tokens: readonly string[];
+  private readonly ids: ReadonlyMap<string, number>;
+  private readonly paddingId: number | undefined;
+
+  constructor(specialTokens: readonly string[], options: WordVocabularyOptions = {}) {
+    const clashes = specialTokens.filter((token, i) => WORDS.includes(token) || specialTokens.indexOf(token) !== i);
+    if (clashes.length) throw new Error(`WordVocabulary: special tokens must be distinct and not dataset words; got ${clashes.map((t) => `'${t}'`).join(', ')} twice or as a word`);
+    this.tokens = [...specialTokens, ...WORDS];
+    this.ids = new Map(this.tokens.map((token, id) => [token, id]));
+    if (options.padding !== undefined && !specialTokens.includes(options.padding)) {
+      throw new Error(`WordVocabulary: padding '${options.padding}' is not one of the special tokens (${specialTokens.join(', ')})`);
+    }
+    this.paddingId = options.padding === undefined ? undefined : this.ids.get(options.padding);
+  }
+
+  get size(): number {
+    return this.tokens.length;
+  }
+
+  /** Id of a special token or a word. */
+  id(token: string): number {
+    const id = this.ids.get(token);
+    if (id === undefined) throw new Error(`WordVocabulary: '${token}' is neither a special token (${this.tokens.slice(0, this.tokens.length - WORDS.length).join(', ')}) nor a dataset word`);
+    return id;
+  }
+
+  /** Ids of a question or answer text ('what color is the square?' -> 6 ids, '?' being its own word). */
+  encode(text: string): number[] {
+    return questionWords(text).map((word) => {
+      const id = this.ids.get(word);
+      if (id === undefined || id < this.tokens.length - WORDS.length) {
+        throw new Error(`WordVocabulary.encode: '${word}' (in "${text}") is not a word of the shapes dataset; the vocabulary is its WORDS list`);
+      }
+      return id;
+    });
+  }
+
+  /** Text of ids: tokens joined by spaces with '?' attached to the word before it, the padding dropped. */
+  decode(ids: readonly number[]): string {
+    return ids
+      .filter((id) => id !== this.paddingId)
+      .map((id) => {
+        const token = this.tokens[id];
+        if (token === undefined) throw new Error(`WordVocabulary.decode: id ${id} is outside the vocabulary [0, ${this.size})`);
+        return token;
+      })
+      .join(' ')
+      .replace(/ \?/g, '?');
+  }
+}
