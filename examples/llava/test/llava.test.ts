@@ -15,24 +15,25 @@ import { conversationSample, heldOutExamples, questionSample, trainingConversati
 import { DEFAULT_LABEL_WEIGHTS, patchLabelLoss, patchLabels } from '../src/vision-pretraining';
 import { BOS, EOS, IMAGE, VOCAB_SIZE, decodeWords, encodeWords } from '../src/vocabulary';
 
-// A reduced problem that trains in under a minute: one shape per 16x16 image, three kinds and three colours (chance 1/3
-// on both question types), a 4x4 grid of 4-pixel patches, small towers.
+// A reduced problem that trains in about a minute and still needs the object lookup: two shapes per 24x24 image,
+// three kinds and three colours, so a question names one of two objects by one attribute and asks for the other
+// (reading either object's attribute gives about 50-65%; chance 1/3). A 6x6 grid of 4-pixel patches, small towers.
 const SMALL: LlavaSize = {
-  vision: { imageSize: 16, patchSize: 4, hiddenSize: 32, numLayers: 2, numHeads: 2, intermediateSize: 64, positions: 'rope2d', featureLayer: -1, merge: 1 },
+  vision: { imageSize: 24, patchSize: 4, hiddenSize: 32, numLayers: 2, numHeads: 2, intermediateSize: 64, positions: 'rope2d', featureLayer: -1, merge: 1 },
   llm: { hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, intermediateSize: 64 },
   projector: 'mlp2x_gelu',
 };
 const OPTIONS: LlavaOptions = {
   size: SMALL,
-  data: { kinds: ['circle', 'square', 'triangle'], colors: ['red', 'green', 'blue'], shapesPerImage: 1, shapeSize: { min: 8, max: 14 } },
+  data: { kinds: ['circle', 'square', 'triangle'], colors: ['red', 'green', 'blue'], shapesPerImage: 2, shapeSize: { min: 7, max: 10 } },
   types: ['shape', 'color'],
   phases: {
-    vision: { steps: 250, learningRate: 1e-2 },
-    text: { steps: 30, learningRate: 1e-2 },
-    stage1: { steps: 40, learningRate: 1e-2 },
-    stage2: { steps: 200, learningRate: 5e-3 },
+    vision: { steps: 600, learningRate: 1e-2, labelWeights: { kind: 1, color: 1, size: 1, pair: 2 } },
+    text: { steps: 30, learningRate: 1e-2, batchSize: 16 },
+    stage1: { steps: 40, learningRate: 1e-2, batchSize: 16 },
+    stage2: { steps: 600, learningRate: 5e-3 },
   },
-  batchSize: 16,
+  batchSize: 32,
   seed: 3,
   heldOutPerType: 60,
 };
@@ -213,7 +214,11 @@ describe('llava (reduced)', () => {
     const { final, baseline } = result;
     for (const type of ['shape', 'color'] as const) {
       expect(final.byType[type]!.total).toBe(60);
-      expect(final.byType[type]!.accuracy).toBeGreaterThanOrEqual(0.75); // chance 1/3
+      expect(final.byType[type]!.accuracy).toBeGreaterThanOrEqual(0.85); // chance 1/3
+      // On two-shape images only the object lookup answers (a crowded scene sometimes keeps one shape).
+      const twoShapes = final.byTypeAndShapes[type]!['2']!;
+      expect(twoShapes.total).toBeGreaterThanOrEqual(40);
+      expect(twoShapes.accuracy).toBeGreaterThanOrEqual(0.85);
       expect(baseline.byType[type]!.accuracy).toBeLessThanOrEqual(0.5);
     }
     // The frozen parts stayed frozen in stage 2 and the stages trained what their presets say.
