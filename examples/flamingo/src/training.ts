@@ -40,7 +40,6 @@ async function runStage<M extends Module, B>(
     optimizer: {
       learningRate: warmupCosineSchedule({
         peak: options.learningRate,
-        warmupSteps: Math.max(1, Math.round(options.steps * 0.05)),
         totalSteps: options.steps,
         floor: options.learningRate / 10,
       }),

@@ -89,7 +89,6 @@ export async function pretrainVision(
     optimizer: {
       learningRate: warmupCosineSchedule({
         peak: options.learningRate,
-        warmupSteps: Math.max(1, Math.round(options.steps * 0.05)),
         totalSteps: options.steps,
         floor: options.learningRate / 10,
       }),

@@ -295,15 +295,11 @@ interface PhaseRun {
 
 async function trainPhase(model: ComposedModel, settings: PhaseSettings, run: PhaseRun): Promise<StepMetrics[]> {
   if (settings.steps === 0) return [];
-  const warmupSteps = Math.max(1, Math.round(settings.steps * 0.05));
   const trainer = new Trainer<ComposedModel, ComposedSample[]>({
     model,
     steps: settings.steps,
     optimizer: {
-      learningRate:
-        settings.steps > warmupSteps
-          ? warmupCosineSchedule({ peak: settings.learningRate, warmupSteps, totalSteps: settings.steps, floor: settings.learningRate / 10 })
-          : settings.learningRate,
+      learningRate: warmupCosineSchedule({ peak: settings.learningRate, totalSteps: settings.steps, floor: settings.learningRate / 10 }),
       weightDecay: run.weightDecay,
     },
     clipNorm: run.clipNorm,

@@ -153,15 +153,11 @@ export async function pretrainVision(tower: VisionTransformer, dataset: ShapesDa
   manualSeed(deriveSeed(options.seed, 4));
   const labeler = new PatchLabeler(tower, options.featureLayer, dataset.kinds.length);
   const patchSize = tower.config.patchSize;
-  const warmupSteps = Math.max(1, Math.round(options.steps * 0.05));
   const trainer = new Trainer<PatchLabeler, LabelBatch>({
     model: labeler,
     steps: options.steps,
     optimizer: {
-      learningRate:
-        options.steps > warmupSteps
-          ? warmupCosineSchedule({ peak: options.learningRate, warmupSteps, totalSteps: options.steps, floor: options.learningRate / 10 })
-          : options.learningRate,
+      learningRate: options.steps > 0 ? warmupCosineSchedule({ peak: options.learningRate, totalSteps: options.steps, floor: options.learningRate / 10 }) : options.learningRate,
       weightDecay: 0,
     },
     clipNorm: 1,

@@ -103,7 +103,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     optimizer: {
       learningRate: warmupCosineSchedule({
         peak: options.learningRate,
-        warmupSteps: options.warmupSteps ?? Math.max(1, Math.round(steps * 0.05)),
+        warmupSteps: options.warmupSteps,
         totalSteps: steps,
         floor: options.learningRate / 10,
       }),

@@ -282,6 +282,14 @@ describe('schedules', () => {
     for (let i = 4; i < 14; i++) expect(s(i + 1)).toBeLessThan(s(i));
   });
 
+  it('warmup + cosine: the default warmup is 5% of the steps, at least 1, leaving one step of decay', () => {
+    for (const [totalSteps, warmupSteps] of [[1000, 50], [30, 2], [10, 1], [2, 1], [1, 0]] as const) {
+      const implicit = warmupCosineSchedule({ peak: 1, totalSteps, floor: 0.1 });
+      const explicit = warmupCosineSchedule({ peak: 1, warmupSteps, totalSteps, floor: 0.1 });
+      for (let step = 0; step <= totalSteps; step++) expect(implicit(step), `${totalSteps} steps, step ${step}`).toBe(explicit(step));
+    }
+  });
+
   it('rejects bad settings and steps with a clear message', () => {
     expect(() => warmupCosineSchedule({ peak: 1, warmupSteps: 10, totalSteps: 10 })).toThrow(/totalSteps \(10\) must exceed warmupSteps/);
     expect(() => warmupCosineSchedule({ peak: 1, warmupSteps: 1, totalSteps: 10, floor: 2 })).toThrow(/floor/);

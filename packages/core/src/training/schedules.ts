@@ -24,7 +24,11 @@ export function constantSchedule(learningRate: number, options: ConstantSchedule
 export interface WarmupCosineOptions {
   /** The rate reached at the end of warmup. */
   peak: number;
-  warmupSteps: number;
+  /**
+   * Linear warmup steps (default: 5% of totalSteps rounded, at least 1 and at most totalSteps - 1, like HF's
+   * warmup_ratio 0.05).
+   */
+  warmupSteps?: number;
   /** The step at which the cosine reaches the floor; later steps stay at the floor. */
   totalSteps: number;
   /** The rate the decay ends at (default 0; 10% of peak is a common choice). */
@@ -41,8 +45,8 @@ export function warmupCosineSchedule(options: WarmupCosineOptions): LearningRate
   checkRate('warmupCosineSchedule', 'peak', peak);
   checkRate('warmupCosineSchedule', 'floor', floor);
   if (floor > peak) throw new Error(`warmupCosineSchedule: floor (${floor}) must not exceed peak (${peak}); lower the floor`);
-  const warmupSteps = checkSteps('warmupCosineSchedule', 'warmupSteps', options.warmupSteps);
   const totalSteps = checkSteps('warmupCosineSchedule', 'totalSteps', options.totalSteps);
+  const warmupSteps = checkSteps('warmupCosineSchedule', 'warmupSteps', options.warmupSteps ?? defaultWarmup(totalSteps));
   if (totalSteps <= warmupSteps) {
     throw new Error(
       `warmupCosineSchedule: totalSteps (${totalSteps}) must exceed warmupSteps (${warmupSteps}); ` +
@@ -55,6 +59,11 @@ export function warmupCosineSchedule(options: WarmupCosineOptions): LearningRate
     const progress = Math.min(1, (step - warmupSteps) / (totalSteps - warmupSteps));
     return floor + (peak - floor) * 0.5 * (1 + Math.cos(Math.PI * progress));
   };
+}
+
+/** 5% of the steps, at least 1 and leaving at least one step of decay (0 for a one-step run). */
+function defaultWarmup(totalSteps: number): number {
+  return Math.min(Math.max(1, Math.round(totalSteps * 0.05)), Math.max(0, totalSteps - 1));
 }
 
 function warmup(target: number, step: number, warmupSteps: number): number {
