@@ -21,6 +21,7 @@ import { initBackend, type BackendName } from '@chimera/core';
 import type { ViTPositions } from '@chimera/vision-encoder';
 import { QUESTION_TYPES, type QuestionType } from '@chimera-examples/shapes-dataset';
 import { checkTrainableCheckpoint } from './checkpoint';
+import type { ExactMatch } from './evaluate';
 import { describeScore, percent, runLlava, type LlavaOptions, type TrainVision } from './experiment';
 import { DEFAULT_SIZE, imageTokens, type LlavaSize } from './model';
 import { comparisonTable, writeAnswerGrid, writeJson } from './report';
@@ -220,8 +221,14 @@ async function main(): Promise<number> {
   }
 }
 
-function scores(score: { overall: { accuracy: number }; byType: Partial<Record<QuestionType, { accuracy: number; correct: number; total: number }>> }) {
-  return { overall: score.overall.accuracy, byType: Object.fromEntries(Object.entries(score.byType).map(([t, s]) => [t, s!.accuracy])) };
+/** Accuracies for metrics.json: overall, per type, and per type by shapes in the image. */
+function scores(score: Pick<ExactMatch, 'overall' | 'byType' | 'byTypeAndShapes'>) {
+  const accuracies = (byKey: Partial<Record<string, { accuracy: number }>>) => Object.fromEntries(Object.entries(byKey).map(([key, s]) => [key, s!.accuracy]));
+  return {
+    overall: score.overall.accuracy,
+    byType: accuracies(score.byType),
+    byTypeAndShapes: Object.fromEntries(Object.entries(score.byTypeAndShapes).map(([type, byShapes]) => [type, accuracies(byShapes!)])),
+  };
 }
 
 class UsageError extends Error {}
