@@ -2,7 +2,8 @@
  * The language-side training stages, both through core's Trainer (AdamW, warmup + cosine, global-norm clipping):
  * text pre-training of the bare LLM on the text side of episodes (answers and ends of chunks are the loss), and
  * the fusion stage on interleaved episodes with only what `model.trainOnly(...)` left trainable learning (here
- * 'fusion': the Perceiver resampler and the cross-attention blocks). Vision pre-training is vision-pretraining.ts.
+ * 'fusion': the Perceiver resampler and the cross-attention blocks). Vision pre-training (vision-pretraining.ts)
+ * runs through the same runStage.
  */
 import { Trainer, warmupCosineSchedule, type Module, type StepMetrics, type TrainerOptions } from '@chimera/core';
 import type { ComposedModel, ComposedSample } from '@chimera/fusion';
@@ -27,8 +28,9 @@ export interface StageOptions {
 /**
  * Runs one stage through core's Trainer with the example's shared settings (warmup over 5% of the steps, cosine
  * to a tenth, global-norm clip 1) and returns its per-step metrics; the trainer is disposed however it ends.
+ * Every stage of the example uses it, vision pre-training (vision-pretraining.ts) included.
  */
-async function runStage<M extends Module, B>(
+export async function runStage<M extends Module, B>(
   model: M,
   options: StageOptions,
   stage: Pick<TrainerOptions<M, B>, 'batchAt' | 'loss'> & { label: string; weightDecay: number },

@@ -10,10 +10,10 @@
  * questions about twice as slowly: the kind was diluted among background patches until attention focused.)
  */
 import * as tf from '@tensorflow/tfjs';
-import { Linear, Module, Trainer, warmupCosineSchedule, type StepMetrics } from '@chimera/core';
+import { Linear, Module, type StepMetrics } from '@chimera/core';
 import type { PreparedImage, RgbImage, VisionTransformer } from '@chimera/vision-encoder';
 import { COLOR_NAMES, SPLITS, deriveSeed, type ShapesDataset, type SplitName } from '@chimera-examples/shapes-dataset';
-import type { StageOptions } from './training';
+import { runStage, type StageOptions } from './training';
 
 /** The encoder with two heads over its mean patch feature; only the encoder is kept after pre-training. */
 export class ShapeLabeler extends Module {
@@ -82,35 +82,15 @@ export async function pretrainVision(
   // Images from their own seeded stream of train indices.
   const indicesAt = (step: number) =>
     Array.from({ length: options.batchSize }, (_, i) => deriveSeed(options.seed, (step * options.batchSize + i) >>> 0) % SPLITS.train.size);
-  const trainer = new Trainer<ShapeLabeler, ShapeBatch>({
-    model: labeler,
-    steps: options.steps,
-    seed: options.seed,
-    optimizer: {
-      learningRate: warmupCosineSchedule({
-        peak: options.learningRate,
-        totalSteps: options.steps,
-        floor: options.learningRate / 10,
-      }),
-      weightDecay: 0.05, // as examples/vit-shapes
-    },
-    clipNorm: 1,
-    metricsPath: options.metricsPath,
-    progress: options.progress ?? false,
-    progressLabel: 'vision',
-    onStep: options.onStep,
+  const history = await runStage<ShapeLabeler, ShapeBatch>(labeler, options, {
+    label: 'vision',
+    weightDecay: 0.05, // as examples/vit-shapes
     batchAt: (step) => shapeBatch(dataset, 'train', indicesAt(step), prepare),
     loss: (m, batch) => {
       const { kinds, colors } = m.forward(batch.pixels);
       return tf.add(crossEntropy(kinds, batch.kinds), crossEntropy(colors, batch.colors)) as tf.Scalar;
     },
   });
-  let history: StepMetrics[];
-  try {
-    ({ history } = await trainer.fit());
-  } finally {
-    trainer.dispose();
-  }
   // Held-out accuracy on validation images: what the frozen features carry.
   const accuracy = tf.tidy(() => {
     const batch = shapeBatch(dataset, 'validation', Array.from({ length: 256 }, (_, i) => i), prepare);

@@ -25,6 +25,7 @@ import type { ExactMatch } from './evaluate';
 import { describeScore, percent, runLlava, type LlavaOptions, type TrainVision } from './experiment';
 import { DEFAULT_SIZE, imageTokens, type LlavaSize } from './model';
 import { comparisonTable, writeAnswerGrid, writeJson } from './report';
+import { DEFAULT_LABEL_WEIGHTS } from './vision-pretraining';
 
 /** The acceptance target: held-out exact match on these types. */
 const TARGET = 0.9;
@@ -52,8 +53,8 @@ async function main(): Promise<number> {
       'vision-steps': { type: 'string', default: '600' },
       'vision-from': { type: 'string' },
       'vision-batch': { type: 'string' },
-      'kind-weight': { type: 'string', default: '1' },
-      'pair-weight': { type: 'string', default: '2' },
+      'kind-weight': { type: 'string', default: String(DEFAULT_LABEL_WEIGHTS.kind) },
+      'pair-weight': { type: 'string', default: String(DEFAULT_LABEL_WEIGHTS.pair) },
       'vision-lr': { type: 'string', default: '1e-2' },
       'text-steps': { type: 'string', default: '150' },
       'stage1-steps': { type: 'string', default: '100' },
@@ -123,7 +124,7 @@ async function main(): Promise<number> {
       vision: {
         steps: int('vision-steps', values['vision-steps']!),
         learningRate: rate('vision-lr', values['vision-lr']!),
-        labelWeights: { kind: rate('kind-weight', values['kind-weight']!), pair: weight('pair-weight', values['pair-weight']!) },
+        labelWeights: { kind: weight('kind-weight', values['kind-weight']!), pair: weight('pair-weight', values['pair-weight']!) },
         ...(values['vision-batch'] !== undefined ? { batchSize: int('vision-batch', values['vision-batch']) } : {}),
       },
       text: { steps: int('text-steps', values['text-steps']!), learningRate: rate('text-lr', values['text-lr']!), turns },

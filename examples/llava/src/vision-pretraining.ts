@@ -68,7 +68,7 @@ export class PatchLabeler extends Module {
     this.head = this.addModule('head', new Linear(tower.config.hiddenSize, kind + color + size + pair));
   }
 
-  /** pixels [B, H, W, 3] -> logits per patch: kind [B, N, K+1], color [B, N, C+1], size [B, N, 3]. */
+  /** pixels [B, H, W, 3] -> logits per patch: kind [B, N, K+1], color [B, N, C+1], size [B, N, 3], pair [B, N, K*C+1]. */
   forward(pixels: tf.Tensor4D): { kind: tf.Tensor3D; color: tf.Tensor3D; size: tf.Tensor3D; pair: tf.Tensor3D } {
     return tf.tidy(() => {
       const { features } = this.tower.features(pixels, { layers: this.featureLayer }); // [B, N, D]
@@ -88,7 +88,8 @@ export class PatchLabeler extends Module {
 /** Weight of each label set in the patch-label loss. */
 export type LabelWeights = Record<keyof PatchLabels, number>;
 
-export const DEFAULT_LABEL_WEIGHTS: LabelWeights = { kind: 1, color: 1, size: 1, pair: 0 };
+/** The example's weights: the pair twice, so both attributes weigh alike in every patch feature (file comment). */
+export const DEFAULT_LABEL_WEIGHTS: LabelWeights = { kind: 1, color: 1, size: 1, pair: 2 };
 
 /** Mean cross-entropy of each label set over every patch, weighted and summed (sets of weight 0 are skipped). */
 export function patchLabelLoss(

@@ -10,12 +10,14 @@ export interface WordVocabularyOptions {
 export class WordVocabulary {
   /** Special tokens first (ids 0, 1, ...), then WORDS in order. */
   readonly tokens: readonly string[];
+  readonly specialTokens: readonly string[];
   private readonly ids: ReadonlyMap<string, number>;
   private readonly paddingId: number | undefined;
 
   constructor(specialTokens: readonly string[], options: WordVocabularyOptions = {}) {
     const clashes = specialTokens.filter((token, i) => WORDS.includes(token) || specialTokens.indexOf(token) !== i);
     if (clashes.length) throw new Error(`WordVocabulary: special tokens must be distinct and not dataset words; got ${clashes.map((t) => `'${t}'`).join(', ')} twice or as a word`);
+    this.specialTokens = [...specialTokens];
     this.tokens = [...specialTokens, ...WORDS];
     this.ids = new Map(this.tokens.map((token, id) => [token, id]));
     if (options.padding !== undefined && !specialTokens.includes(options.padding)) {
@@ -31,7 +33,7 @@ export class WordVocabulary {
   /** Id of a special token or a word. */
   id(token: string): number {
     const id = this.ids.get(token);
-    if (id === undefined) throw new Error(`WordVocabulary: '${token}' is neither a special token (${this.tokens.slice(0, this.tokens.length - WORDS.length).join(', ')}) nor a dataset word`);
+    if (id === undefined) throw new Error(`WordVocabulary: '${token}' is neither a special token (${this.specialTokens.join(', ')}) nor a dataset word`);
     return id;
   }
 
@@ -39,7 +41,7 @@ export class WordVocabulary {
   encode(text: string): number[] {
     return questionWords(text).map((word) => {
       const id = this.ids.get(word);
-      if (id === undefined || id < this.tokens.length - WORDS.length) {
+      if (id === undefined || id < this.specialTokens.length) {
         throw new Error(`WordVocabulary.encode: '${word}' (in "${text}") is not a word of the shapes dataset; the vocabulary is its WORDS list`);
       }
       return id;
