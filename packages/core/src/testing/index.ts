@@ -4,3 +4,4 @@ export { expectNoLeaks, expectNoLeaksSync } from './leaks';
 export { gradCheck, gradCheckVariables, type GradCheckOptions, type GradCheckReport } from './grad-check';
 export { Rng } from '../runtime/random';
 export { findTorchPython, runTorchScript, torchAvailable } from './torch';
+export { FULL_FUZZ_RUNS, fuzzRuns, fuzzTimeout } from './fuzz';
