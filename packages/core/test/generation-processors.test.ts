@@ -239,6 +239,22 @@ describe.each(TEST_BACKENDS)('logits processors on %s', (backend) => {
     );
   });
 
+  it('classifier-free guidance after a filter is refused, naming the row and token (the mix would be NaN)', () => {
+    const before = tf.memory().numTensors;
+    const filtered = () =>
+      tf.tidy(() => {
+        const logits = tf.tensor2d([[1, 2, 3, 4], [4, 3, 2, 1]]);
+        return classifierFreeGuidance(logits, new TopKProcessor(2).process(logits), 3);
+      });
+    expect(filtered).toThrow(
+      /the unconditional logits are -Infinity at row 0, token id 0, as a filter \(top-k.*-Infinity - -Infinity is NaN\. Apply guidance to the raw logits, before any filter/,
+    );
+    const halves = tf.tensor2d([[1, -Infinity], [0, 1]]);
+    expect(() => tf.tidy(() => classifierFreeGuidanceFromBatch(halves, 2))).toThrow(/the conditional logits are -Infinity at row 0, token id 1/);
+    halves.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('leaves no tensors behind', () => {
     const logits = tf.tensor2d(randomLogits(new Rng(8), 4, 20));
     const tokens = [[1, 2], [3], [4, 4, 5], []];

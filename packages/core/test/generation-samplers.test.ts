@@ -142,6 +142,27 @@ describe.each(TEST_BACKENDS)('samplers on %s', (backend) => {
     expect(() => samplePerRow([0, 1, 2], 2, rng)).toThrow(/whole rows of 2 logits, got 3 values/);
   });
 
+  it('non-finite logits: the message says what is wrong and its likely causes, and does not blame guidance', () => {
+    const rng = new Rng(17);
+    const nan = /row 1 is NaN at id 2, so no token can be picked.*diverged or its weights hold NaN.*float16.*logits processor/;
+    const messages = [
+      () => argmaxPerRow([0, 1, 2, 0, 1, NaN], 3),
+      () => samplePerRow([0, 1, 2, 0, 1, NaN], 3, rng),
+      () => samplePerRow([0, 1, 2, 0, Infinity, 1], 3, rng),
+    ].map((call) => {
+      try {
+        call();
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'no error';
+    });
+    expect(messages[0]).toMatch(nan);
+    expect(messages[1]).toMatch(nan);
+    expect(messages[2]).toMatch(/row 1 is \+Infinity at token id 1.*overflowed.*diverged.*float16.*temperature near 0/);
+    for (const message of messages) expect(message).not.toMatch(/guidance/);
+  });
+
   it('leaves no tensors behind and disposes nothing it was given', async () => {
     const logits = tf.tensor2d(randomLogits(new Rng(16), 4, 20));
     expectNoLeaksSync(() => greedyTokensSync(logits), 'greedyTokensSync');

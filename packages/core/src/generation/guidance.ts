@@ -26,6 +26,8 @@ export function classifierFreeGuidance(cond: tf.Tensor2D, uncond: tf.Tensor2D, s
     );
   }
   checkScale(scale);
+  checkUnfiltered(cond, 'conditional');
+  checkUnfiltered(uncond, 'unconditional');
   return tf.tidy(() => tf.add(uncond, tf.mul(tf.sub(cond, uncond), tf.scalar(scale))));
 }
 
@@ -61,6 +63,22 @@ export function classifierFreeGuidanceFromBatch(
     }
     return classifierFreeGuidance(cond, uncond, scale);
   });
+}
+
+/**
+ * A -Infinity logit (what filters write) would make the mix NaN. One scalar read per call: a decoding step reads
+ * the logits anyway, and a NaN found later by the sampler could no longer be traced to guidance.
+ */
+function checkUnfiltered(logits: tf.Tensor2D, which: string): void {
+  const filtered = tf.tidy(() => tf.any(tf.equal(logits, tf.scalar(-Infinity))).dataSync()[0]);
+  if (!filtered) return;
+  const vocab = logits.shape[1]!;
+  const at = logits.dataSync().findIndex((v) => v === -Infinity);
+  throw new Error(
+    `classifierFreeGuidance: the ${which} logits are -Infinity at row ${Math.floor(at / vocab)}, token id ${at % vocab}, as ` +
+      'a filter (top-k, top-p, min-p, an allow or suppress list) leaves them; guidance subtracts logits, and ' +
+      '-Infinity - -Infinity is NaN. Apply guidance to the raw logits, before any filter.',
+  );
 }
 
 function checkScale(scale: number): void {

@@ -71,10 +71,14 @@ export function samplePerRow(values: ArrayLike<number>, vocab: number, rng: Rng)
   for (let b = 0; b < batch; b++) {
     const offset = b * vocab;
     let max = -Infinity;
+    let maxId = 0;
     for (let i = 0; i < vocab; i++) {
       const v = values[offset + i]!;
       if (Number.isNaN(v)) throw nanError('samplePerRow', b, i);
-      if (v > max) max = v;
+      if (v > max) {
+        max = v;
+        maxId = i;
+      }
     }
     if (max === -Infinity) {
       throw new Error(
@@ -82,7 +86,11 @@ export function samplePerRow(values: ArrayLike<number>, vocab: number, rng: Rng)
       );
     }
     if (max === Infinity) {
-      throw new Error(`samplePerRow: row ${b} has a +Infinity logit; the model output overflowed (check for a diverged model or a temperature near 0)`);
+      throw new Error(
+        `samplePerRow: logits row ${b} is +Infinity at token id ${maxId}, so its softmax is undefined. The logits overflowed: ` +
+          'likely the model diverged or its weights hold Inf/NaN, activations overflowed (float16), a temperature near 0 ' +
+          'blew them up, or a logits processor produced it; check the raw logits (before any processor) with tf.isFinite.',
+      );
     }
     let total = 0;
     let lastPossible = 0;
@@ -117,6 +125,8 @@ function rowCount(values: ArrayLike<number>, vocab: number, who: string): number
 
 function nanError(who: string, row: number, id: number): Error {
   return new Error(
-    `${who}: logits row ${row} is NaN at id ${id}; apply classifier-free guidance before filters (-Infinity - -Infinity is NaN) or check the model for divergence`,
+    `${who}: logits row ${row} is NaN at id ${id}, so no token can be picked. The logits are not finite: likely the ` +
+      'model diverged or its weights hold NaN, activations overflowed (float16), or a logits processor produced NaN; ' +
+      'check the raw logits (before any processor) with tf.isFinite to tell which.',
   );
 }
