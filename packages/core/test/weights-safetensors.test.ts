@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
+import { constants as bufferConstants } from 'node:buffer';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as nodePath from 'node:path';
@@ -23,6 +24,7 @@ import { expectNoLeaks, setupTestBackend, TEST_BACKENDS } from '../src/testing/i
 import {
   assemble,
   buildSafetensors,
+  concat,
   f32Bytes,
   nearestBf16Bits,
   nearestF16Bits,
@@ -291,6 +293,12 @@ describe('header validation', () => {
   const fromHeader = (header: unknown, dataLength: number, lengthField?: bigint) =>
     assemble(new TextEncoder().encode(JSON.stringify(header)), new Uint8Array(dataLength), lengthField);
 
+  /** A valid one-tensor file whose entry carries an extra key nested `levels` deep (entry depth 2 + levels). */
+  const nested = (levels: number) => {
+    const text = JSON.stringify({ w: { ...entry('F32', [1], [0, 4]), extra: 0 } });
+    return assemble(new TextEncoder().encode(text.replace('"extra":0', `"extra":${'['.repeat(levels)}"]}"${']'.repeat(levels)}`)), f32Bytes([3]));
+  };
+
   const cases: [string, Uint8Array, RegExp][] = [
     ['empty file', new Uint8Array(0), /0 bytes, too short/],
     ['7 bytes', new Uint8Array(7), /7 bytes, too short/],
@@ -320,6 +328,7 @@ describe('header validation', () => {
     ['trailing bytes', fromHeader({ a: entry('F32', [1], [0, 4]) }, 6), /cover 4 data bytes but the data section is 6/],
     ['metadata not object', fromHeader({ __metadata__: 'x' }, 0), /__metadata__ must be an object/],
     ['metadata value', fromHeader({ __metadata__: { n: 1 } }, 0), /__metadata__\["n"\] must be a string, got 1/],
+    ['nested 5000 deep', nested(4998), /the header is nested more than 128 levels deep/],
   ];
 
   it.each(cases)('%s', (_label, bytes, message) => {
@@ -343,6 +352,16 @@ describe('header validation', () => {
     await expect(loadSafetensors(nodePath.join(tmp, 'missing.safetensors'))).rejects.toThrow(/no such safetensors file/);
   });
 
+  it('bounds the nesting at 128 levels before parsing, so no later walk of the header overflows the stack', () => {
+    // 128 levels (header, entry, 126 arrays) read; 129 are refused by name rather than with a bare RangeError.
+    const { tensors } = decodeSafetensors(nested(126));
+    expect(values(tensors.w!)).toEqual([3]);
+    dispose(tensors);
+    expect(() => decodeSafetensors(nested(127), { source: 'deep.safetensors' })).toThrow(
+      /^deep\.safetensors: the header is nested more than 128 levels deep \(at byte \d+\)/,
+    );
+  });
+
   it('accepts HF-style space padding and zero-size tensors sharing an offset', () => {
     const header = new TextEncoder().encode(
       JSON.stringify({ e1: entry('F32', [0], [0, 0]), a: entry('F32', [1], [0, 4]), e2: entry('I64', [0, 5], [4, 4]) }) + '    ',
@@ -351,6 +370,88 @@ describe('header validation', () => {
     expect(tensors.a!.dataSync()[0]).toBe(2.5);
     expect(tensors.e2!.shape).toEqual([0, 5]);
     dispose(tensors);
+  });
+});
+
+describe('integers that do not fit int32', () => {
+  beforeAll(async () => {
+    await setupTestBackend('cpu');
+  });
+
+  const word = (dtype: 'I64' | 'U64' | 'U32', value: bigint) => {
+    const bytes = new Uint8Array(dtype === 'U32' ? 4 : 8);
+    const view = new DataView(bytes.buffer);
+    if (dtype === 'U32') view.setUint32(0, Number(value), true);
+    else if (dtype === 'I64') view.setBigInt64(0, value, true);
+    else view.setBigUint64(0, value, true);
+    return bytes;
+  };
+
+  // Every edge of int32 in each wider type; the U64 values at and above 2^64 - 2^31 used to read as negative int32.
+  const inRange: [string, bigint][] = [
+    ['I64', -(2n ** 31n)], ['I64', 2n ** 31n - 1n], ['U64', 0n], ['U64', 2n ** 31n - 1n], ['U32', 2n ** 31n - 1n],
+  ];
+  const outOfRange: [string, bigint][] = [
+    ['I64', -(2n ** 31n) - 1n], ['I64', 2n ** 31n], ['I64', -(2n ** 63n)], ['I64', 2n ** 63n - 1n], ['I64', 2n ** 32n - 1n],
+    ['U64', 2n ** 31n], ['U64', 2n ** 32n - 1n], ['U64', 2n ** 32n], ['U64', 2n ** 63n],
+    ['U64', 2n ** 64n - 2n ** 31n], ['U64', 2n ** 64n - 1n], ['U32', 2n ** 31n], ['U32', 2n ** 32n - 1n],
+  ];
+
+  it.each(inRange)('%s %s loads exactly', (dtype, value) => {
+    const bytes = buildSafetensors([
+      { name: 'ids', dtype, shape: [2], bytes: concat([word(dtype as 'I64', 5n), word(dtype as 'I64', value)]) },
+    ]);
+    const { tensors } = decodeSafetensors(bytes);
+    expect(values(tensors.ids!)).toEqual([5, Number(value)]);
+    dispose(tensors);
+  });
+
+  it.each(outOfRange)('%s %s is an error naming the file, tensor, index and exact value', async (dtype, value) => {
+    const bytes = buildSafetensors([
+      { name: 'ok', dtype: 'F32', shape: [1], bytes: f32Bytes([1]) },
+      { name: 'token_ids', dtype, shape: [1, 2], bytes: concat([word(dtype as 'I64', 5n), word(dtype as 'I64', value)]) },
+    ]);
+    const path = nodePath.join(tmp, `range-${dtype}-${value}.safetensors`);
+    await fs.writeFile(path, bytes);
+    await expectNoLeaks(async () => {
+      await expect(loadSafetensors(path)).rejects.toThrow(
+        new RegExp(
+          `^${path.replace(/[.\\/]/g, '\\$&')}: tensor 'token_ids': ${dtype} element 1 is ${value}, outside int32 ` +
+            '\\[-2147483648, 2147483647\\].*re-save this tensor as int32',
+        ),
+      );
+    });
+  });
+});
+
+describe('tensors larger than Node.js can allocate', () => {
+  beforeAll(async () => {
+    await setupTestBackend('cpu');
+  });
+
+  // A sparse file: the bytes past the header are never written, so the test needs no disk space. Node 20 caps a
+  // typed array at 2^32 elements; where the cap is far higher the file could not be made, so the test skips.
+  it.skipIf(bufferConstants.MAX_LENGTH > 2 ** 40)('names the file, the tensor, its size and the limit', async () => {
+    const elements = Math.floor(bufferConstants.MAX_LENGTH / 4) + 1; // one F32 past the limit in bytes
+    const header = new TextEncoder().encode(JSON.stringify({ huge: { dtype: 'F32', shape: [elements], data_offsets: [0, elements * 4] } }));
+    const path = nodePath.join(tmp, 'huge.safetensors');
+    await fs.writeFile(path, assemble(header, new Uint8Array(0)));
+    await fs.truncate(path, 8 + header.byteLength + elements * 4);
+    try {
+      const start = performance.now();
+      const error = await loadSafetensors(path).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(SafetensorsError);
+      expect((error as Error).message).toBe(
+        `${path}: tensor 'huge' (F32 [${elements}], ${elements * 4} bytes) is larger than the largest array Node.js can ` +
+          `allocate (${bufferConstants.MAX_LENGTH} elements, buffer.constants.MAX_LENGTH); TensorFlow.js holds each ` +
+          'tensor in one array, so split the tensor when saving it',
+      );
+      expect(performance.now() - start).toBeLessThan(5000); // refused before reading, not after
+      // The header alone still reads: only the allocation is refused.
+      expect((await readSafetensorsHeader(path)).entries[0]!.shape).toEqual([elements]);
+    } finally {
+      await fs.rm(path, { force: true });
+    }
   });
 });
 

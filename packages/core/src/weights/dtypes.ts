@@ -243,17 +243,26 @@ export function decodeElements(dtype: SafetensorsDtype, bytes: Uint8Array, count
       }
       return out;
     }
-    case 'I64':
-    case 'U64': {
-      // A 64-bit value fits int32 when its high word is the sign extension of its low word.
+    case 'I64': {
+      // Fits int32 exactly when the high word is the sign extension of the low word (compared as int32 words,
+      // so no float rounding of 64-bit values is involved).
       const out = new Int32Array(count);
       for (let i = 0; i < count; i++) {
         const low = view.getInt32(i * 8, true);
         const high = view.getInt32(i * 8 + 4, true);
-        if (high !== low >> 31) {
-          const value = dtype === 'I64' ? view.getBigInt64(i * 8, true) : view.getBigUint64(i * 8, true);
-          throw outOfInt32(dtype, i, value.toString());
-        }
+        if (high !== low >> 31) throw outOfInt32(dtype, i, view.getBigInt64(i * 8, true).toString());
+        out[i] = low;
+      }
+      return out;
+    }
+    case 'U64': {
+      // Unsigned: fits int32 only when the high word is zero and the low word is below 2^31. (The signed rule
+      // would read 2^64 - 1 as -1.)
+      const out = new Int32Array(count);
+      for (let i = 0; i < count; i++) {
+        const low = view.getUint32(i * 8, true);
+        const high = view.getUint32(i * 8 + 4, true);
+        if (high !== 0 || low > 0x7fffffff) throw outOfInt32(dtype, i, view.getBigUint64(i * 8, true).toString());
         out[i] = low;
       }
       return out;
@@ -263,8 +272,8 @@ export function decodeElements(dtype: SafetensorsDtype, bytes: Uint8Array, count
 
 function outOfInt32(dtype: SafetensorsDtype, index: number, value: string): DtypeConversionError {
   return new DtypeConversionError(
-    `${dtype} element ${index} is ${value}, outside int32 [-2147483648, 2147483647]; TensorFlow.js has no ` +
-      '64-bit integers, so re-save this tensor as int32 or float',
+    `${dtype} element ${index} is ${value}, outside int32 [-2147483648, 2147483647], the only ` +
+      'integer type TensorFlow.js has; re-save this tensor as int32 (values in range) or as a float dtype',
   );
 }
 

@@ -18,6 +18,12 @@ export class SafetensorsError extends Error {
 /** Headers above this are refused before allocating (HF's own reader uses the same limit). */
 export const MAX_HEADER_BYTES = 100_000_000;
 
+/**
+ * Deepest JSON nesting a header may have. A valid header needs 3 levels (header, entry, shape); 128 is the recursion
+ * limit of serde_json, HF's JSON parser, so no header HF's reader accepts is refused here.
+ */
+export const MAX_HEADER_NESTING = 128;
+
 export interface TensorEntry {
   name: string;
   dtype: SafetensorsDtype;
@@ -79,6 +85,7 @@ export function parseHeader(headerBytes: Uint8Array, dataLength: number, source:
       `${source}: the header must be a JSON object starting with '{', got ${JSON.stringify(text.slice(0, 20))}`,
     );
   }
+  checkNesting(headerBytes, source);
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -100,6 +107,32 @@ export function parseHeader(headerBytes: Uint8Array, dataLength: number, source:
   }
   checkTiling(entries, dataLength, source);
   return { entries, metadata, dataStart: 8 + headerBytes.byteLength };
+}
+
+/**
+ * Refuses JSON nested deeper than MAX_HEADER_NESTING, scanning the bytes before parsing. V8's JSON.parse copes with
+ * any depth, but every later recursive walk of the value (JSON.stringify in an error message, structuredClone, a
+ * caller's code) would overflow the stack with a bare RangeError; bounding the depth up front keeps all of them
+ * shallow, where catching RangeError would have to guard each walk and depends on how much stack is left.
+ */
+function checkNesting(bytes: Uint8Array, source: string): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (inString) {
+      if (b === 0x5c) i++; // backslash: skip the escaped byte (UTF-8 continuation bytes are never ASCII)
+      else if (b === 0x22) inString = false;
+    } else if (b === 0x22) inString = true;
+    else if (b === 0x7b || b === 0x5b) {
+      if (++depth > MAX_HEADER_NESTING) {
+        throw new SafetensorsError(
+          `${source}: the header is nested more than ${MAX_HEADER_NESTING} levels deep (at byte ${8 + i}); a ` +
+            'safetensors header needs 3 (header, tensor entry, shape), so the file is corrupt or not safetensors',
+        );
+      }
+    } else if (b === 0x7d || b === 0x5d) depth--;
+  }
 }
 
 function parseMetadata(value: unknown, source: string): Record<string, string> {

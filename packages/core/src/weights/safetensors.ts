@@ -4,6 +4,7 @@
  * array its tensor keeps (one copy from disk, no whole-file buffer).
  */
 import * as tf from '@tensorflow/tfjs';
+import { constants as bufferConstants } from 'node:buffer';
 import { promises as fs } from 'node:fs';
 import { withAtomicFile, writeAll } from './atomic';
 import {
@@ -195,7 +196,7 @@ export async function loadSafetensors(
     const chunks = new Map<TensorEntry, Uint8Array>();
     for (const entry of selected) {
       // A fresh array per tensor: aligned, owned by the tensor, so F32/I32 need no second copy.
-      const bytes = new Uint8Array(entry.end - entry.begin);
+      const bytes = allocate(entry, path, () => new Uint8Array(entry.end - entry.begin));
       await readExactly(file, bytes, header.dataStart + entry.begin, path, entry.name);
       chunks.set(entry, bytes);
     }
@@ -274,7 +275,7 @@ function buildTensors(
 ): SafetensorsContents {
   const decoded = entries.map((entry) => {
     try {
-      return decodeElements(entry.dtype, bytesOf(entry), elementCount(entry.shape), owned);
+      return allocate(entry, source, () => decodeElements(entry.dtype, bytesOf(entry), elementCount(entry.shape), owned));
     } catch (error) {
       if (error instanceof DtypeConversionError) {
         throw new SafetensorsError(`${source}: tensor '${entry.name}': ${error.message}`);
@@ -287,4 +288,32 @@ function buildTensors(
     setOwn(tensors, entry.name, tf.tensor(decoded[i]!, entry.shape, DECODED_TF_DTYPE[entry.dtype]));
   });
   return { tensors, metadata };
+}
+
+/** The longest typed array this Node.js can make (elements; 2^32 on Node 20). */
+const MAX_ARRAY_LENGTH = bufferConstants.MAX_LENGTH;
+
+/**
+ * Runs an allocation for `entry`'s bytes or values. A tensor longer than Node's typed-array limit is refused
+ * before trying; any other RangeError (V8's "Array buffer allocation failed" when memory runs out) is reported
+ * with the file, the tensor and its size instead of bare.
+ */
+function allocate<T>(entry: TensorEntry, source: string, make: () => T): T {
+  const bytes = entry.end - entry.begin;
+  const what = `${source}: tensor '${entry.name}' (${entry.dtype} [${entry.shape.join(', ')}], ${bytes} bytes)`;
+  if (bytes > MAX_ARRAY_LENGTH || elementCount(entry.shape) > MAX_ARRAY_LENGTH) {
+    throw new SafetensorsError(
+      `${what} is larger than the largest array Node.js can allocate (${MAX_ARRAY_LENGTH} elements, ` +
+        'buffer.constants.MAX_LENGTH); TensorFlow.js holds each tensor in one array, so split the tensor when saving it',
+    );
+  }
+  try {
+    return make();
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    throw new SafetensorsError(
+      `${what} could not be allocated (${error.message}); Node.js allows arrays of up to ${MAX_ARRAY_LENGTH} ` +
+        'elements and this process may be out of memory: load fewer tensors at once (options.names) or free memory',
+    );
+  }
 }
