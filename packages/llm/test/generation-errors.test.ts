@@ -73,9 +73,23 @@ describe('generate: bad input fails before any work, with a clear error', () => 
 
   it('sampling options: seed with rng, bad temperature / topP / topK', async () => {
     await expectError([[1]], { maxNewTokens: 2, seed: 1, rng: new Rng(1) }, /give seed or rng, not both/);
-    await expectError([[1]], { maxNewTokens: 2, temperature: 0 }, /temperature > 0/);
+    await expectError([[1]], { maxNewTokens: 2, temperature: 0 }, /temperature 0 cannot sample .*for greedy \(argmax\) decoding pass doSample: false/);
+    await expectError([[1]], { maxNewTokens: 2, temperature: -1 }, /temperature must be a finite number > 0 .*got -1; for greedy \(argmax\) decoding pass doSample: false/);
+    // What the message advises works: greedy ignores the temperature.
+    const greedy = await generate(model, [[1, 2]], { maxNewTokens: 3 });
+    expect((await generate(model, [[1, 2]], { maxNewTokens: 3, temperature: 0, doSample: false })).tokens).toEqual(greedy.tokens);
     await expectError([[1]], { maxNewTokens: 2, topP: 1.5 }, /topP must be in \(0, 1\]/);
     await expectError([[1]], { maxNewTokens: 2, topK: 0 }, /topK must be an integer >= 1/);
+  });
+
+  it('a disposed model is named as such, before any work', async () => {
+    const disposed = new CausalLM(tinyLlama());
+    disposed.dispose();
+    const before = tf.memory().numTensors;
+    const message = /generate: the model has been disposed \(model\.dispose\(\) freed its weights\).*build or load a new model/;
+    expect(() => streamGenerate(disposed, [[1, 2]], { maxNewTokens: 2 })).toThrow(message);
+    await expect(generate(disposed, [[1, 2]], { maxNewTokens: 2 })).rejects.toThrow(message);
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('a wrong attention bias or token modality shape fails at the prefill and still leaks nothing', async () => {
@@ -86,5 +100,54 @@ describe('generate: bad input fails before any work, with a clear error', () => 
     await expect(generate(model, [[1, 2, 3]], { maxNewTokens: 2, tokenModality: modality })).rejects.toThrow(/tokenModality must be int32 \[1, 3\]/);
     tf.dispose([bias, modality]);
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('generate: non-finite logits say where they came from (step, row, model or processor)', () => {
+  beforeAll(async () => {
+    await setupTestBackend('cpu');
+  });
+
+  /** The message of the rejection, after checking that nothing leaked. */
+  async function failure(model: CausalLM, prompts: number[][], options: GenerateOptions): Promise<string> {
+    const before = tf.memory().numTensors;
+    const message = await generate(model, prompts, options).then(
+      () => 'no error',
+      (e: Error) => e.message,
+    );
+    expect(tf.memory().numTensors).toBe(before);
+    return message;
+  }
+
+  it('NaN weights: the model is blamed, not guidance or the sampler', async () => {
+    const model = new CausalLM(tinyLlama());
+    const head = model.namedParameters().find(([name]) => name === 'model.norm.weight')![1];
+    tf.tidy(() => head.assign(tf.fill(head.shape, NaN)));
+    for (const options of [{ maxNewTokens: 2 }, { maxNewTokens: 2, temperature: 0.7, seed: 1 }]) {
+      const message = await failure(model, [[1, 2, 3]], options);
+      expect(message).toMatch(/^generate: step 0, row 0: the model's logits are NaN at token id 0, before any logits processor ran/);
+      expect(message).toMatch(/weights hold NaN or Inf .*diverged training run.*float16/);
+      expect(message).not.toMatch(/guidance/);
+    }
+    model.dispose();
+  });
+
+  it("a processor's NaN names the processor, the step and the row", async () => {
+    const model = new CausalLM(tinyLlama());
+    let calls = 0;
+    // Finite logits until the third step, then NaN in row 1 only.
+    const breaksLater = {
+      process: (logits: tf.Tensor2D) =>
+        tf.tidy(() => {
+          if (calls++ < 2) return tf.clone(logits);
+          return tf.add(logits, tf.tensor2d([[0], [NaN]])) as tf.Tensor2D;
+        }),
+    };
+    const message = await failure(model, [[1, 2], [3, 4]], { maxNewTokens: 5, logitsProcessors: [breaksLater] });
+    expect(message).toMatch(/^generate: step 2, row 1: the model's logits are finite, but your logitsProcessors\[0\] turned them into NaN at token id 0; check what that processor computes/);
+    expect(message).not.toMatch(/guidance/);
+    const tiny = await failure(model, [[1, 2]], { maxNewTokens: 2, temperature: 1e-45, seed: 3 });
+    expect(tiny).toMatch(/step 0, row 0: .*the built-in TemperatureProcessor turned them into Infinity .*temperature 1e-45 is too small .*doSample: false/);
+    model.dispose();
   });
 });

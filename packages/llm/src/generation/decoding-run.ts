@@ -6,7 +6,7 @@
  * `finally`) leaves nothing behind, whether the run ends, throws or is abandoned early.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FinishedRows, MASK_VALUE, causalBias, greedyTokens, sampleTokens, type KVCache } from '@chimera/core';
+import { FinishedRows, MASK_VALUE, TemperatureProcessor, argmaxPerRow, causalBias, samplePerRow, type KVCache } from '@chimera/core';
 import type { CausalLMInputs } from '../model/inputs';
 import { StreamDecoder } from '../tokenizers/stream-decoder';
 import { paddedIds, promptMask } from './batch-prompts';
@@ -49,18 +49,77 @@ export class DecodingRun {
   async next(): Promise<GenerationStep> {
     if (this.done) throw new Error('DecodingRun.next: every row has finished already');
     const { plan } = this;
-    const logits = tf.tidy(() => {
+    // The raw logits are kept (not read) so that a non-finite value can be traced to the model or a processor.
+    const { raw, logits } = tf.tidy(() => {
       const out = plan.model.forward(this.stepInputs(), { lastLogitsOnly: true, heads: false });
       const [batch, , vocab] = out.logits.shape as [number, number, number];
-      return plan.processors.process(tf.reshape(out.logits, [batch, vocab]) as tf.Tensor2D, this.history);
+      const raw = tf.reshape(out.logits, [batch, vocab]) as tf.Tensor2D;
+      return { raw, logits: plan.processors.process(raw, this.history) };
     });
     let sampled: number[];
     try {
-      sampled = plan.rng ? await sampleTokens(logits, plan.rng) : await greedyTokens(logits);
+      const vocab = logits.shape[1]!;
+      const values = await logits.data();
+      // -Infinity is what filters write; NaN and +Infinity leave nothing sensible to pick.
+      const bad = firstNonFinite(values, vocab, false);
+      if (bad) throw await this.nonFiniteError(bad, raw);
+      sampled = plan.rng ? samplePerRow(values, vocab, plan.rng) : argmaxPerRow(values, vocab);
     } finally {
-      logits.dispose();
+      tf.dispose([raw, logits]);
     }
     return this.record(sampled);
+  }
+
+  /** Says whether the model or a logits processor made the step's logits non-finite (the error path only). */
+  private async nonFiniteError(processed: BadLogit, raw: tf.Tensor2D): Promise<Error> {
+    const { plan } = this;
+    const vocab = raw.shape[1]!;
+    const at = (bad: BadLogit) => `step ${this.steps}, row ${bad.row}`;
+    const fromModel = firstNonFinite(await raw.data(), vocab, true);
+    if (fromModel) {
+      return new Error(
+        `generate: ${at(fromModel)}: the model's logits are ${fromModel.value} at token id ${fromModel.id}, before any logits ` +
+          'processor ran, so the model itself produced non-finite values. Likely causes: its weights hold NaN or Inf (a ' +
+          'diverged training run or a damaged checkpoint: check that every parameter is finite), or activations overflowed ' +
+          '(float16 weights, or inputs far outside what it was trained on).',
+      );
+    }
+    const culprit = this.firstFaultyProcessor(raw);
+    if (!culprit) {
+      return new Error(`generate: ${at(processed)}: the logits are ${processed.value} at token id ${processed.id} after the logits processors`);
+    }
+    const processor = plan.processors.processors[culprit.index]!;
+    const custom = culprit.index < plan.customProcessors;
+    const className = processor.constructor?.name && processor.constructor.name !== 'Object' ? processor.constructor.name : null;
+    const who = custom ? `your logitsProcessors[${culprit.index}]${className ? ` (${className})` : ''}` : `the built-in ${className ?? 'logits processor'}`;
+    const advice =
+      processor instanceof TemperatureProcessor
+        ? `temperature ${processor.temperature} is too small for these logits (they overflow float32); raise it, or pass doSample: false for greedy decoding`
+        : custom
+          ? 'check what that processor computes for these logits'
+          : 'this is a bug in a built-in processor; please report it with the options you passed';
+    return new Error(
+      `generate: ${at(culprit.bad)}: the model's logits are finite, but ${who} turned them into ${culprit.bad.value} at ` +
+        `token id ${culprit.bad.id}; ${advice}.`,
+    );
+  }
+
+  /** Runs the processors one by one on finite logits; the first whose output holds NaN or +Infinity, or null. */
+  private firstFaultyProcessor(raw: tf.Tensor2D): { index: number; bad: BadLogit } | null {
+    const list = this.plan.processors.processors;
+    const made: tf.Tensor[] = [];
+    try {
+      let current = raw;
+      for (let i = 0; i < list.length; i++) {
+        current = list[i]!.process(current, this.history);
+        made.push(current);
+        const bad = firstNonFinite(current.dataSync(), raw.shape[1]!, false);
+        if (bad) return { index: i, bad };
+      }
+      return null;
+    } finally {
+      tf.dispose(made);
+    }
   }
 
   /** The summary of the run so far (complete once `done`). */
@@ -183,6 +242,21 @@ export class DecodingRun {
     const plane = tf.tensor2d(rows, [prompts.batch, count], 'int32');
     return positions.rank === 3 ? tf.tile(tf.expandDims(plane, 0), [positions.shape[0]!, 1, 1]) : plane;
   }
+}
+
+interface BadLogit {
+  row: number;
+  id: number;
+  value: number;
+}
+
+/** The first NaN or +Infinity (and -Infinity too when `negative`) of flat [B * V] logits, or null. */
+function firstNonFinite(values: ArrayLike<number>, vocab: number, negative: boolean): BadLogit | null {
+  for (let p = 0; p < values.length; p++) {
+    const v = values[p]!;
+    if (Number.isNaN(v) || v === Infinity || (negative && v === -Infinity)) return { row: Math.floor(p / vocab), id: p % vocab, value: v };
+  }
+  return null;
 }
 
 /**

@@ -68,6 +68,7 @@ export interface GenerateOptions {
    * topK, topP or minP is set, else false (greedy).
    */
   doSample?: boolean;
+  /** Sampling temperature, a finite number > 0 (ignored when doSample is false: greedy takes the argmax). */
   temperature?: number;
   topK?: number;
   topP?: number;
@@ -141,6 +142,8 @@ export interface GenerationPlan {
   /** The most steps any row can take. */
   maxSteps: number;
   processors: LogitsProcessorList;
+  /** How many of `processors` (the first ones) are the caller's `logitsProcessors`. */
+  customProcessors: number;
   /** null for greedy decoding. */
   rng: Rng | null;
   /** Stop tokens and stop sequences, or null when there are none. */
@@ -161,6 +164,7 @@ const SAMPLING_KEYS = ['temperature', 'topK', 'topP', 'minP'] as const;
 
 /** Checks the call and resolves the defaults (throws a precise error before any tensor is made). */
 export function planGeneration(model: CausalLM, prompts: GenerationPrompts, options: GenerateOptions = {}): GenerationPlan {
+  assertNotDisposed(model);
   const config = model.config;
   const vocabSize = config.vocabSize;
   const batch = batchPrompts(prompts, vocabSize, config.hiddenSize, options.paddingMask);
@@ -224,9 +228,12 @@ export function planGeneration(model: CausalLM, prompts: GenerationPrompts, opti
   if (options.topP !== undefined && !(options.topP > 0 && options.topP <= 1)) {
     throw new Error(`generate: topP must be in (0, 1] (1 keeps every token), got ${options.topP}`);
   }
-  // The processors' constructors check the other values (temperature > 0, 0 <= minP <= 1, penalty > 0).
-  const builtIn = buildLogitsProcessors(options);
-  const processors = new LogitsProcessorList([...(options.logitsProcessors ?? []), ...builtIn.processors]);
+  // Greedy decoding takes the argmax, which a temperature does not move: ignore it there (0 included).
+  if (doSample) checkTemperature(options.temperature);
+  // The processors' constructors check the other values (0 <= minP <= 1, penalty > 0).
+  const builtIn = buildLogitsProcessors(doSample ? options : { ...options, temperature: undefined });
+  const custom = options.logitsProcessors ?? [];
+  const processors = new LogitsProcessorList([...custom, ...builtIn.processors]);
 
   const positions = options.positions ?? null;
   return {
@@ -237,6 +244,7 @@ export function planGeneration(model: CausalLM, prompts: GenerationPrompts, opti
     budgets,
     maxSteps,
     processors,
+    customProcessors: custom.length,
     rng,
     stop: stops.length === 0 ? null : stopWhenAny(...stops),
     useCache: options.useCache ?? true,
@@ -249,6 +257,31 @@ export function planGeneration(model: CausalLM, prompts: GenerationPrompts, opti
     tokenizer: options.tokenizer ?? null,
     skipSpecialTokens: options.skipSpecialTokens ?? false,
   };
+}
+
+/** A disposed model has no weights left; without this check the first tensor op fails with a bare TypeError. */
+function assertNotDisposed(model: CausalLM): void {
+  const params = model.namedParameters();
+  if (params.length === 0 || params.some(([, v]) => v.isDisposed)) {
+    throw new Error(
+      'generate: the model has been disposed (model.dispose() freed its weights), so it cannot run; build or load a new ' +
+        'model (new CausalLM(config), loadPretrained(dir)) and generate with that one',
+    );
+  }
+}
+
+function checkTemperature(temperature: number | undefined): void {
+  if (temperature === undefined || (temperature > 0 && Number.isFinite(temperature))) return;
+  if (temperature === 0) {
+    throw new Error(
+      'generate: temperature 0 cannot sample (it would divide the logits by zero); for greedy (argmax) decoding pass ' +
+        'doSample: false (a temperature is then ignored), or leave out temperature, topK, topP and minP',
+    );
+  }
+  throw new Error(
+    `generate: temperature must be a finite number > 0 (1 leaves the logits as they are, < 1 sharpens), got ${temperature}; ` +
+      'for greedy (argmax) decoding pass doSample: false',
+  );
 }
 
 /** Per row, the tokens it may generate: maxNewTokens, and maxLength minus its real prompt length. */
