@@ -39,7 +39,7 @@ describe('fast path registry', () => {
     const wasmIds = FAST_PATHS.filter((p) => p.backends === 'all' || p.backends.includes('wasm')).map((p) => p.id);
     expect(wasm.fastPaths).toEqual(wasmIds);
     const cpu = await initBackend({ backend: 'cpu' });
-    expect(cpu.fastPaths).toEqual(['matmul-gradient', 'cpu-segment-sum']);
+    expect(cpu.fastPaths).toEqual(['matmul-gradient', 'split-gradient', 'cpu-segment-sum']);
     const some = await initBackend({ backend: 'wasm', fastPaths: ['wasm-segment-sum', 'wasm-compare'] });
     expect(some.fastPaths).toEqual(['wasm-segment-sum', 'wasm-compare']);
     const off = await initBackend({ backend: 'wasm', fastPaths: false });
@@ -64,6 +64,45 @@ describe('fast path registry', () => {
     expect(Array.from(g.dataSync())).toEqual([1, 1, 2, 2, 0, 0]);
     g.dispose();
     await initBackend({ backend: 'wasm' });
+  });
+});
+
+describe('SplitV and Unpack gradients (split-gradient)', () => {
+  // Pieces weighted differently (and some unused, which the engine turns into zero gradients), so a gradient
+  // that misplaces a piece changes the numbers.
+  const weighted = (parts: tf.Tensor[], seed: number) =>
+    parts.reduce((sum: tf.Tensor, part, i) => (i === 1 ? sum : tf.add(sum, tf.sum(tf.mul(part, floats(part.shape, seed + i))))), tf.scalar(0));
+
+  it("equal tfjs's own gradients bit for bit where those work (two or more pieces, every axis)", async () => {
+    await expectSameAsReference(() => {
+      const x = floats([4, 6, 5], 21);
+      const out: tf.Tensor[] = [];
+      for (let axis = 0; axis < 3; axis++) {
+        const size = x.shape[axis]!;
+        const pieces = tf.split(x, [1, size - 2, 1], axis);
+        out.push(...pieces, tf.grad((t: tf.Tensor) => weighted(tf.split(t, [1, size - 2, 1], axis), 30 + axis))(x));
+        out.push(tf.grad((t: tf.Tensor) => weighted(tf.split(t, 2, axis === 2 ? 0 : axis), 40 + axis))(x));
+        out.push(...tf.unstack(x, axis), tf.grad((t: tf.Tensor) => weighted(tf.unstack(t, axis), 50 + axis))(x));
+      }
+      return out;
+    }, ['wasm', 'cpu']);
+  });
+
+  it('differentiate a one-piece split or unstack (tfjs throws) as the identity it is, bit for bit', async () => {
+    const x = () => floats([1, 4, 3], 22);
+    const w = () => floats([4, 3], 23);
+    const direct = () => [tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.reshape(t, [4, 3]), w())))(x())];
+    const viaSplit = () => [tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.reshape(tf.split(t, [1], 0)[0]!, [4, 3]), w())))(x())];
+    const viaUnstack = () => [tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.unstack(t, 0)[0]!, w())))(x())];
+    await initBackend({ backend: 'cpu', fastPaths: false });
+    expect(() => read(viaSplit)).toThrow(/Pass at least one tensor to concat/);
+    expect(() => read(viaUnstack)).toThrow(/must be a `Tensor\[\]`/);
+    const reference = read(direct);
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await initBackend({ backend });
+      expect(read(viaSplit), `${backend}: split`).toEqual(reference);
+      expect(read(viaUnstack), `${backend}: unstack`).toEqual(reference);
+    }
   });
 });
 

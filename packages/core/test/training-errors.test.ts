@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { Module } from '../src/nn/module';
 import { Linear } from '../src/nn/linear';
+import { initBackend } from '../src/runtime/backend';
 import { setupTestBackend } from '../src/testing/backend';
 import { accumulateGradients } from '../src/training/accumulate';
 import { Trainer, type TrainerOptions } from '../src/training/trainer';
@@ -151,16 +152,45 @@ describe('a failed fit frees every tensor it made (cpu)', () => {
 
   it('the backward pass throws at step 1', async () => {
     // A gradient function that fails, as tfjs's SplitV gradient did for a one-piece split.
-    const failingGrad = tf.customGrad((x: tf.Tensor) => ({
+    const failingGrad = tf.customGrad(((x: tf.Tensor) => ({
       value: tf.clone(x),
       gradFunc: () => {
         throw new Error('gradient failed');
       },
-    }));
+    })) as unknown as Parameters<typeof tf.customGrad>[0]);
     const t = trainer({ loss: (m, b, { step }) => (step === 1 ? (tf.mean(failingGrad(m.forward(b.x))) as tf.Scalar) : mse(m, b)) });
     const { message, leaked } = await failedFit(t);
     expect(message).toBe('gradient failed');
     expect(leaked).toBe(0);
     dispose(t);
+  });
+});
+
+describe('a batched encode split back into items (one tf.split) trains with one item per batch (cpu)', () => {
+  // The obvious batched encoder: every item's rows through one layer, then one tf.split into per-item features.
+  const splitLoss = (m: TwoLayers, b: Batch) => {
+    const [only] = tf.split(m.forward(b.x), [4], 0);
+    return tf.mean(tf.square(tf.sub(only!, b.y))) as tf.Scalar;
+  };
+
+  it("with Chimera's split gradient it trains; with tfjs's own gradient the failed fit still frees everything", async () => {
+    await setupTestBackend('cpu');
+    const t = trainer({ loss: splitLoss });
+    const before = tf.memory().numTensors;
+    const result = await t.fit();
+    expect(result.history.map((h) => h.loss).every((l) => l !== null && Number.isFinite(l))).toBe(true);
+    expect(tf.memory().numTensors).toBe(before);
+    dispose(t);
+
+    await initBackend({ backend: 'cpu', fastPaths: false });
+    try {
+      const broken = trainer({ loss: splitLoss });
+      const { message, leaked } = await failedFit(broken);
+      expect(message).toMatch(/Pass at least one tensor to concat/);
+      expect(leaked).toBe(0);
+      dispose(broken);
+    } finally {
+      await setupTestBackend('cpu');
+    }
   });
 });

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { makeSlicedBatchMatMul, wasmBackendSupportsSlicedMatMul } from './batch-matmul';
 import { batchMatMulGradient } from './matmul-gradient';
 import { segmentSumCpuKernel, segmentSumWasmKernel } from './segment-sum';
+import { splitVGradient, unpackGradient } from './split-gradients';
 import { makeAliasIdentity, makeHeapConcat, makeHeapSlice, makeHeapSplitV, wasmHeapAccessible } from './wasm-data-movement';
 import { COMPARISONS, makeBroadcastCompare } from './wasm-compare';
 import { makePanelTranspose } from './wasm-transpose';
@@ -75,21 +76,26 @@ function kernelOverrides(parts: Installer[]): Installer {
   };
 }
 
-function gradientOverride(config: tf.GradConfig): Installer {
-  let replaced: tf.GradConfig | undefined;
-  const isOurs = () => tf.getGradient(config.kernelName) === config;
+/** Replaces gradients (shared by every backend), remembering the ones replaced (restored on uninstall). */
+function gradientOverrides(configs: tf.GradConfig[]): Installer {
+  const replaced = new Map<string, tf.GradConfig | undefined>();
+  const isOurs = (config: tf.GradConfig) => tf.getGradient(config.kernelName) === config;
   return {
     install() {
-      if (!isOurs()) {
-        replaced = tf.getGradient(config.kernelName);
+      for (const config of configs) {
+        if (isOurs(config)) continue;
+        replaced.set(config.kernelName, tf.getGradient(config.kernelName));
         tf.registerGradient(config);
       }
       return true;
     },
     uninstall() {
-      if (!isOurs()) return;
-      if (replaced) tf.registerGradient(replaced);
-      replaced = undefined;
+      for (const config of configs) {
+        if (!isOurs(config)) continue;
+        const previous = replaced.get(config.kernelName);
+        if (previous) tf.registerGradient(previous);
+        replaced.delete(config.kernelName);
+      }
     },
   };
 }
@@ -101,7 +107,13 @@ const FAST_PATH_LIST: FastPath[] = [
     id: 'matmul-gradient',
     backends: 'all',
     description: 'BatchMatMul gradient with explicit transposes and plain matMuls (no transpose flags); reduces broadcast batch dims',
-    ...gradientOverride(batchMatMulGradient),
+    ...gradientOverrides([batchMatMulGradient]),
+  },
+  {
+    id: 'split-gradient',
+    backends: 'all',
+    description: "SplitV and Unpack gradients that accept a one-piece split (tfjs's fail: 'Pass at least one tensor to concat')",
+    ...gradientOverrides([splitVGradient, unpackGradient]),
   },
   {
     id: 'wasm-batch-matmul',
