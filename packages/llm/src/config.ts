@@ -104,16 +104,26 @@ export function eosTokenIds(config: LlamaConfig): number[] {
   return eos === null ? [] : Array.isArray(eos) ? [...eos] : [eos];
 }
 
+/**
+ * Largest size a config may give (vocabulary, widths, layers, heads): token ids and tensor dimensions are int32 in
+ * TensorFlow.js, so anything above cannot be built. Whether a model of legal sizes fits in memory is checked where
+ * it is built from a file (loadPretrained), against the weights.
+ */
+export const MAX_CONFIG_SIZE = 2 ** 31 - 1;
+
 /** Throws one error listing every problem of the config (sizes, head layout, RoPE, token ids). */
 export function validateConfig(config: LlamaConfig): void {
   const problems: string[] = [];
-  const positiveInt = (key: keyof LlamaConfig) => {
+  const positiveInt = (key: keyof LlamaConfig, max = MAX_CONFIG_SIZE) => {
     const v = config[key];
     if (!(typeof v === 'number' && Number.isInteger(v) && v > 0)) problems.push(`${key} must be a positive integer, got ${show(v)}`);
+    else if (v > max) problems.push(`${key} must be at most ${max}, got ${v}`);
   };
-  for (const key of ['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'intermediateSize', 'maxPositionEmbeddings'] as const) {
+  for (const key of ['vocabSize', 'hiddenSize', 'numLayers', 'numHeads', 'numKvHeads', 'intermediateSize'] as const) {
     positiveInt(key);
   }
+  // Only compared with sequence lengths, never allocated: any exact JSON integer will do.
+  positiveInt('maxPositionEmbeddings', Number.MAX_SAFE_INTEGER);
   if (config.headDim !== null) positiveInt('headDim');
   if (!['llama', 'qwen2', 'qwen3'].includes(config.modelType)) {
     problems.push(`modelType must be 'llama', 'qwen2' or 'qwen3', got ${show(config.modelType)}`);
@@ -182,27 +192,27 @@ const HF_DEFAULTS: Record<LlamaModelType, { maxPositionEmbeddings: number }> = {
  * Reads an HF config.json object (model_type llama, qwen2 or qwen3; SmolLM is llama). Errors name the key and
  * the file's value. Qwen2 always has q/k/v biases; Qwen3 has RMS QK-norm. Unknown keys are ignored.
  */
-export function configFromHF(json: unknown): LlamaConfig {
+export function configFromHF(json: unknown, source = 'config.json'): LlamaConfig {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new Error(`configFromHF: expected the parsed config.json object, got ${show(json)}`);
+    throw new Error(`configFromHF: expected the parsed config.json object, got ${show(json)}` + (source === 'config.json' ? '' : ` (${source})`));
   }
   const raw = json as Json;
-  const modelType = raw.model_type;
+  const modelType = own(raw, 'model_type');
   if (modelType !== 'llama' && modelType !== 'qwen2' && modelType !== 'qwen3') {
     throw new Error(
-      `config.json: model_type ${show(modelType)} is not supported; supported: "llama" (also SmolLM), "qwen2", "qwen3"`,
+      `${source}: model_type ${show(modelType)} is not supported; supported: "llama" (also SmolLM), "qwen2", "qwen3"`,
     );
   }
-  const read = new ConfigReader(raw, modelType);
+  const read = new ConfigReader(raw, modelType, source);
   const hiddenAct = read.optionalString('hidden_act') ?? 'silu';
   if (hiddenAct !== 'silu') {
-    throw new Error(`config.json: hidden_act "${hiddenAct}" is not supported by the Llama-family model; expected "silu"`);
+    throw new Error(`${source}: hidden_act ${show(hiddenAct)} is not supported by the Llama-family model; expected "silu"`);
   }
   if (read.optionalBoolean('use_sliding_window') === true) {
-    throw new Error('config.json: use_sliding_window is true, but sliding-window attention is not implemented; set it to false');
+    throw new Error(`${source}: use_sliding_window is true, but sliding-window attention is not implemented; set it to false`);
   }
   const numHeads = read.requiredInt('num_attention_heads');
-  const { ropeScaling, mropeSections } = readRope(raw.rope_scaling);
+  const { ropeScaling, mropeSections } = readRope(own(raw, 'rope_scaling'), source);
   const llamaBias = read.optionalBoolean('attention_bias') ?? false;
   const config: LlamaConfig = {
     modelType,
@@ -231,7 +241,7 @@ export function configFromHF(json: unknown): LlamaConfig {
   try {
     validateConfig(config);
   } catch (error) {
-    throw new Error(`config.json (model_type "${modelType}") describes an invalid model: ${(error as Error).message}`);
+    throw new Error(`${source} (model_type "${modelType}") describes an invalid model: ${(error as Error).message}`);
   }
   return config;
 }
@@ -285,26 +295,50 @@ export function configToHF(config: LlamaConfig): Json {
   return out;
 }
 
-function readRope(raw: unknown): { ropeScaling: RopeScaling | null; mropeSections: number[] | null } {
+function readRope(raw: unknown, source: string): { ropeScaling: RopeScaling | null; mropeSections: number[] | null } {
   if (raw === undefined || raw === null) return { ropeScaling: null, mropeSections: null };
   if (typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new Error(`config.json: rope_scaling must be an object or null, got ${show(raw)}`);
+    throw new Error(`${source}: rope_scaling must be an object or null, got ${show(raw)}`);
   }
   const rope = raw as Json;
-  const type = rope.rope_type ?? rope.type;
+  const type = own(rope, 'rope_type') ?? own(rope, 'type');
+  const sections = own(rope, 'mrope_section');
   // Qwen2-VL writes M-RoPE as rope_scaling { type: "mrope", mrope_section: [16, 24, 24] } (newer files: rope_type "default").
-  if (type === 'mrope' || (rope.mrope_section !== undefined && (type === 'default' || type === undefined))) {
-    const sections = rope.mrope_section;
-    if (!Array.isArray(sections) || sections.some((s) => typeof s !== 'number' || !Number.isInteger(s) || s <= 0)) {
-      throw new Error(`config.json: rope_scaling.mrope_section must be a list of positive integers, got ${show(sections)}`);
+  if (type === 'mrope' || (sections !== undefined && (type === 'default' || type === undefined))) {
+    if (!Array.isArray(sections) || sections.some((s) => typeof s !== 'number' || !Number.isSafeInteger(s) || s <= 0)) {
+      throw new Error(`${source}: rope_scaling.mrope_section must be a list of positive integers, got ${show(sections)}`);
     }
-    return { ropeScaling: null, mropeSections: sections as number[] };
+    return { ropeScaling: null, mropeSections: [...(sections as number[])] };
   }
+  // Typed here, so a hostile value never reaches core's messages (which JSON.stringify it).
+  if (type !== undefined && type !== null && typeof type !== 'string') {
+    throw new Error(`${source}: rope_scaling.rope_type must be a string, got ${show(type)}`);
+  }
+  for (const key of ['factor', 'low_freq_factor', 'high_freq_factor', 'original_max_position_embeddings']) {
+    const value = own(rope, key);
+    if (value !== undefined && typeof value !== 'number') {
+      throw new Error(`${source}: rope_scaling.${key} must be a number, got ${show(value)}`);
+    }
+  }
+  let ropeScaling: RopeScaling | null;
   try {
-    return { ropeScaling: ropeScalingFromConfig(rope) ?? null, mropeSections: null };
+    // Own keys only: a hostile "__proto__" key must not stand in for a missing field.
+    ropeScaling = ropeScalingFromConfig(ownEntries(rope)) ?? null;
   } catch (error) {
-    throw new Error(`config.json: ${(error as Error).message} (rope_scaling was ${show(raw)})`);
+    throw new Error(`${source}: ${(error as Error).message} (rope_scaling was ${show(raw)})`);
   }
+  // HF's own checks (factor >= 1); the llama3 ramp divides by high - low, so equal factors would give NaN angles.
+  const problem = !ropeScaling
+    ? null
+    : !(ropeScaling.factor >= 1 && Number.isFinite(ropeScaling.factor))
+      ? `factor must be a finite number >= 1, got ${show(ropeScaling.factor)}`
+      : ropeScaling.type === 'llama3' && !(ropeScaling.lowFreqFactor > 0 && ropeScaling.highFreqFactor > ropeScaling.lowFreqFactor)
+        ? `llama3 needs 0 < low_freq_factor < high_freq_factor, got ${show(ropeScaling.lowFreqFactor)} and ${show(ropeScaling.highFreqFactor)}`
+        : ropeScaling.type === 'llama3' && !(Number.isSafeInteger(ropeScaling.originalMaxPositionEmbeddings) && ropeScaling.originalMaxPositionEmbeddings > 0)
+          ? `original_max_position_embeddings must be a positive integer, got ${show(ropeScaling.originalMaxPositionEmbeddings)}`
+          : null;
+  if (problem) throw new Error(`${source}: rope_scaling: ${problem}`);
+  return { ropeScaling, mropeSections: null };
 }
 
 function ropeToHF(config: LlamaConfig): Json | null {
@@ -329,38 +363,42 @@ class ConfigReader {
   constructor(
     private readonly raw: Json,
     private readonly modelType: string,
+    private readonly source: string,
   ) {}
 
   requiredInt(key: string): number {
-    if (this.raw[key] === undefined || this.raw[key] === null) {
-      throw new Error(`config.json (model_type "${this.modelType}"): required key "${key}" is missing (got ${show(this.raw[key])})`);
+    const v = own(this.raw, key);
+    if (v === undefined || v === null) {
+      throw new Error(`${this.where()}: required key "${key}" is missing (got ${show(v)})`);
     }
     return this.optionalInt(key)!;
   }
 
   optionalInt(key: string): number | null {
-    const v = this.raw[key];
+    const v = own(this.raw, key);
     if (v === undefined || v === null) return null;
     if (typeof v !== 'number' || !Number.isInteger(v)) throw this.wrongType(key, 'an integer');
+    // JSON.parse rounds integers past 2^53, so such a value is not what the file says.
+    if (!Number.isSafeInteger(v)) throw this.wrongType(key, `an integer of magnitude at most ${Number.MAX_SAFE_INTEGER}`);
     return v;
   }
 
   optionalNumber(key: string): number | null {
-    const v = this.raw[key];
+    const v = own(this.raw, key);
     if (v === undefined || v === null) return null;
     if (typeof v !== 'number' || !Number.isFinite(v)) throw this.wrongType(key, 'a number');
     return v;
   }
 
   optionalBoolean(key: string): boolean | null {
-    const v = this.raw[key];
+    const v = own(this.raw, key);
     if (v === undefined || v === null) return null;
     if (typeof v !== 'boolean') throw this.wrongType(key, 'true or false');
     return v;
   }
 
   optionalString(key: string): string | null {
-    const v = this.raw[key];
+    const v = own(this.raw, key);
     if (v === undefined || v === null) return null;
     if (typeof v !== 'string') throw this.wrongType(key, 'a string');
     return v;
@@ -372,26 +410,60 @@ class ConfigReader {
   }
 
   optionalTokenIds(key: string): number | number[] | null {
-    const v = this.raw[key];
+    const v = own(this.raw, key);
     if (Array.isArray(v)) {
-      if (v.some((id) => typeof id !== 'number' || !Number.isInteger(id))) throw this.wrongType(key, 'an integer or a list of integers');
+      if (v.some((id) => typeof id !== 'number' || !Number.isSafeInteger(id))) throw this.wrongType(key, 'an integer or a list of integers');
       return v.length === 0 ? null : v.length === 1 ? (v[0] as number) : [...(v as number[])];
     }
     return this.optionalTokenId(key);
   }
 
+  private where(): string {
+    return `${this.source} (model_type "${this.modelType}")`;
+  }
+
   private wrongType(key: string, expected: string): Error {
-    return new Error(`config.json (model_type "${this.modelType}"): "${key}" must be ${expected}, got ${show(this.raw[key])}`);
+    return new Error(`${this.where()}: "${key}" must be ${expected}, got ${show(own(this.raw, key))}`);
   }
 }
 
-function show(value: unknown): string {
+/** `object[key]` if the object itself has the key: keys like "constructor" must not resolve to Object.prototype. */
+function own(object: Json, key: string): unknown {
+  return Object.prototype.hasOwnProperty.call(object, key) ? object[key] : undefined;
+}
+
+/** A copy holding only own keys, with no prototype, so no inherited member can pass for a field. */
+function ownEntries(object: Json): Json {
+  const out = Object.create(null) as Json;
+  for (const key of Object.keys(object)) out[key] = object[key];
+  return out;
+}
+
+/**
+ * A short JSON-like preview of a value for error messages: at most 3 levels, 8 items a level and 120 characters.
+ * Unlike JSON.stringify it cannot overflow the stack on a hostile file nested thousands of levels deep.
+ */
+export function previewJson(value: unknown, maxLength = 120): string {
+  const text = preview(value, 0);
+  return text.length > maxLength ? `${text.slice(0, maxLength - 3)}...` : text;
+}
+
+function preview(value: unknown, depth: number): string {
   if (value === undefined) return 'undefined';
-  try {
-    return JSON.stringify(value);
-  } catch {
-    return String(value);
-  }
+  if (typeof value === 'number') return Number.isFinite(value) ? JSON.stringify(value) : String(value);
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (value === null || typeof value !== 'object') return String(value);
+  const items = Array.isArray(value) ? value : Object.keys(value);
+  if (depth >= 3) return Array.isArray(value) ? '[...]' : '{...}';
+  const shown = items.slice(0, 8).map((item) =>
+    Array.isArray(value) ? preview(item, depth + 1) : `${JSON.stringify(item)}:${preview((value as Json)[item as string], depth + 1)}`,
+  );
+  if (items.length > 8) shown.push('...');
+  return Array.isArray(value) ? `[${shown.join(',')}]` : `{${shown.join(',')}}`;
+}
+
+function show(value: unknown): string {
+  return previewJson(value);
 }
 
 function withoutUndefined<T extends object>(input: T): Partial<T> {

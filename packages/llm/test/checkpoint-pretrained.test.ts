@@ -2,12 +2,20 @@
 // files, tokenizer and generation_config files, extended models, and the errors for checkpoints that do not fit.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { Linear, Module, loadShardedSafetensors, saveSafetensors } from '@chimera/core';
 import { Rng, TEST_BACKENDS, setupTestBackend } from '@chimera/core/testing';
-import { loadPretrained, loadPretrainedWeights } from '../src/checkpoint/load-pretrained';
+import {
+  expectedHFShapes,
+  expectedShapesFromConfig,
+  loadPretrained,
+  loadPretrainedWeights,
+} from '../src/checkpoint/load-pretrained';
 import { savePretrained } from '../src/checkpoint/save-pretrained';
 import { configToHF, tinyLlama, type LlamaConfig } from '../src/config';
 import { CausalLM } from '../src/model/causal-lm';
@@ -15,6 +23,8 @@ import type { BlockContext } from '../src/model/extension-points';
 import { HFTokenizer } from '../src/tokenizers/hf-tokenizer';
 import { exactlyEqual, idsTensor, perturbNorms, randomIds } from './model-helpers';
 import { byteLevelBpeFiles } from './tokenizers-fixtures';
+
+const execFileAsync = promisify(execFile);
 
 let root: string;
 let counter = 0;
@@ -415,5 +425,132 @@ describe('loadPretrained / savePretrained (cpu)', () => {
     } finally {
       model.dispose();
     }
+  });
+});
+
+describe('loadPretrained checks config.json against the weights before building anything', () => {
+  beforeAll(() => setupTestBackend('cpu'));
+
+  /** A tiny valid checkpoint whose config.json is then replaced by `patch` over the real one. */
+  async function withConfig(label: string, patch: Record<string, unknown>, config = tinyLlama()): Promise<string> {
+    const dir = freshDir(label);
+    await writeHFCheckpoint(dir, config);
+    const json = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...json, ...patch }));
+    return dir;
+  }
+
+  it('computes from the config alone the same tensors a built model expects', () => {
+    const configs = [
+      tinyLlama(),
+      tinyLlama({ tieWordEmbeddings: true, numKvHeads: 1 }),
+      tinyLlama({ modelType: 'qwen2', attentionBias: true }),
+      tinyLlama({ modelType: 'qwen3', qkNorm: 'rms', headDim: 16, numLayers: 3 }),
+      tinyLlama({ attentionBias: true, attentionOutBias: true, mlpBias: true, numHeads: 2, numKvHeads: 2 }),
+    ];
+    for (const config of configs) {
+      const model = new CausalLM(config);
+      try {
+        const sorted = (map: Map<string, number[]>) => [...map].sort(([a], [b]) => (a < b ? -1 : 1));
+        expect(sorted(expectedShapesFromConfig(config))).toEqual(sorted(expectedHFShapes(model)));
+      } finally {
+        model.dispose();
+      }
+    }
+  });
+
+  it('names config.json, the field, the claimed value and what the weights say, allocating nothing', async () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ vocab_size: 50_000_000 }, /config\.json says "vocab_size": 50000000, but model\.embed_tokens\.weight in model\.safetensors is \[64, 32\] where the config implies \[50000000, 32\], which means "vocab_size": 64/],
+      [{ num_hidden_layers: 100_000 }, /config\.json says "num_hidden_layers": 100000, but the weights in .* hold layers model\.layers\.0 to model\.layers\.1 \(2\)/],
+      [{ intermediate_size: 1_000_000 }, /config\.json says "intermediate_size": 1000000, but model\.layers\.0\.mlp\.gate_proj\.weight in model\.safetensors is \[64, 32\].*which means "intermediate_size": 64/],
+      [{ hidden_size: 4096, num_attention_heads: 128 }, /config\.json says "hidden_size": 4096, but model\.embed_tokens\.weight in model\.safetensors is \[64, 32\].*which means "hidden_size": 32/],
+      [{ num_key_value_heads: 4 }, /config\.json says "num_key_value_heads" x head_dim = 4 x 8, but model\.layers\.0\.self_attn\.k_proj\.weight in model\.safetensors is \[16, 32\] where the config implies \[32, 32\]/],
+    ];
+    const before = tf.memory().numTensors;
+    for (const [patch, message] of cases) {
+      const dir = await withConfig('claims', patch);
+      const error = await loadPretrained(dir).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(Error);
+      expect((error as Error).message).toMatch(message);
+      expect((error as Error).message).toContain(join(dir, 'config.json'));
+      expect(tf.memory().numTensors).toBe(before);
+    }
+  });
+
+  it('non-strict: refuses a model far larger than its weights, and points at loadPretrainedWeights for that', async () => {
+    const dir = await withConfig('nonstrict', { num_hidden_layers: 100_000 });
+    // tinyLlama: a layer is 2 norms of 32, q and o 32x32, k and v 16x32, 3 MLP matrices 64x32 = 9280 parameters in
+    // 9 tensors; embedding and head 64x32 and the final norm 32 add 4128 in 3.
+    await expect(loadPretrained(dir, { strict: false })).rejects.toThrow(
+      /config\.json describes a model of 928004128 parameters \(3\.7 GB as float32\) in 900003 tensors, more than 4 times what the weights in .* hold for it \(21 matching tensors, .*, 2 layers\); it claims "num_hidden_layers": 100000.*loadPretrainedWeights\(model, dir, \{ strict: false \}\)/,
+    );
+    // A partial checkpoint of a model its files mostly describe still loads.
+    const partial = freshDir('partial-ok');
+    await writeHFCheckpoint(partial, tinyLlama(), { drop: ['model.layers.1.mlp.up_proj.weight'] });
+    const { model } = await loadPretrained(partial, { strict: false });
+    expect(model.config.numLayers).toBe(2);
+    model.dispose();
+  });
+
+  it('refuses a tensor longer than Node.js can allocate and sizes JSON cannot hold exactly', async () => {
+    // Without the embedding and head in the files, nothing contradicts the vocabulary; the array limit does.
+    const headless = freshDir('headless');
+    await writeHFCheckpoint(headless, tinyLlama(), { drop: ['model.embed_tokens.weight', 'lm_head.weight'] });
+    const json = JSON.parse(readFileSync(join(headless, 'config.json'), 'utf8'));
+    writeFileSync(join(headless, 'config.json'), JSON.stringify({ ...json, vocab_size: 2 ** 31 - 1, hidden_size: 32 }));
+    await expect(loadPretrained(headless, { strict: false })).rejects.toThrow(
+      /config\.json implies model\.embed_tokens\.weight of 68719476704 elements, more than the largest array Node\.js can allocate/,
+    );
+    const unsafe = await withConfig('unsafe', { max_position_embeddings: 2 ** 60 });
+    await expect(loadPretrained(unsafe)).rejects.toThrow(/config\.json \(model_type "llama"\): "max_position_embeddings" must be an integer of magnitude at most 9007199254740991, got 1152921504606847000/);
+    const huge = await withConfig('huge', { vocab_size: 2 ** 31 });
+    await expect(loadPretrained(huge)).rejects.toThrow(/config\.json \(model_type "llama"\) describes an invalid model: [\s\S]*vocabSize must be at most 2147483647, got 2147483648/);
+  });
+
+  it('fails in well under a second and 200 MB in a fresh process (built dist; measured with maxRSS)', async () => {
+    const dist = join(__dirname, '..', 'dist', 'index.js');
+    const source = join(__dirname, '..', 'src', 'checkpoint', 'load-pretrained.ts');
+    if (!existsSync(dist) || statSync(dist).mtimeMs < statSync(source).mtimeMs) {
+      throw new Error(`${dist} is missing or older than src: run \`npx turbo run build --filter=@chimera/llm\` first (npm test does)`);
+    }
+    const dirs = [
+      await withConfig('child-layers', { num_hidden_layers: 100_000 }),
+      await withConfig('child-vocab', { vocab_size: 50_000_000 }),
+      await withConfig('child-nonstrict', { num_hidden_layers: 100_000 }),
+    ];
+    // Every call in one process: maxRSS is the peak since the start, so each delta bounds that call and the ones before.
+    const script = `
+      import * as tf from '@tensorflow/tfjs';
+      import { loadPretrained } from ${JSON.stringify(pathToFileURL(dist).href)};
+      await tf.setBackend('cpu');
+      const dirs = ${JSON.stringify(dirs)};
+      const baseline = process.resourceUsage().maxRSS;
+      const results = [];
+      for (const [i, dir] of dirs.entries()) {
+        const start = performance.now();
+        const error = await loadPretrained(dir, { strict: i < 2 }).then(() => null, (e) => e);
+        results.push({ ms: performance.now() - start, rssKB: process.resourceUsage().maxRSS - baseline, message: error?.message });
+      }
+      console.log(JSON.stringify({ baselineKB: baseline, results }));
+    `;
+    const { stdout } = await execFileAsync(process.execPath, ['--max-old-space-size=256', '--input-type=module', '-e', script], {
+      cwd: join(__dirname, '..'),
+      timeout: 60_000, // a regression would climb for minutes (the issue saw 6 GB); stop it
+    });
+    const { baselineKB, results } = JSON.parse(stdout.trim().split('\n').pop()!) as {
+      baselineKB: number;
+      results: { ms: number; rssKB: number; message?: string }[];
+    };
+    console.info(`hostile configs in a fresh process: baseline ${Math.round(baselineKB / 1024)} MB; ` +
+      results.map((r) => `${r.ms.toFixed(1)} ms, +${(r.rssKB / 1024).toFixed(1)} MB`).join('; '));
+    expect(results.map((r) => r.message)).toEqual([
+      expect.stringMatching(/"num_hidden_layers": 100000, but the weights .* hold layers model\.layers\.0 to model\.layers\.1/),
+      expect.stringMatching(/"vocab_size": 50000000, but model\.embed_tokens\.weight in model\.safetensors is \[64, 32\]/),
+      expect.stringMatching(/describes a model of 928004128 parameters/),
+    ]);
+    // The acceptance is 1 s; 5 s leaves a 5x margin for a loaded machine (the idle figure is a few ms).
+    for (const r of results) expect(r.ms).toBeLessThan(5000);
+    expect(Math.max(...results.map((r) => r.rssKB))).toBeLessThan(200 * 1024);
   });
 });

@@ -117,6 +117,44 @@ describe('config', () => {
     expect(() => configFromHF([1, 2])).toThrow(/expected the parsed config.json object/);
   });
 
+  it('refuses what cannot be read exactly or built: unsafe integers, sizes past int32, NaN-making rope factors', () => {
+    expect(() => configFromHF({ ...smolLM, vocab_size: 2 ** 53 + 2 })).toThrow(
+      /config\.json \(model_type "llama"\): "vocab_size" must be an integer of magnitude at most 9007199254740991, got 9007199254740994/,
+    );
+    expect(() => configFromHF({ ...smolLM, bos_token_id: 1e300 })).toThrow(/"bos_token_id" must be an integer of magnitude at most/);
+    expect(() => configFromHF({ ...smolLM, eos_token_id: [1, 2 ** 60] })).toThrow(/"eos_token_id" must be an integer or a list of integers/);
+    expect(() => configFromHF({ ...smolLM, num_hidden_layers: 2 ** 31 })).toThrow(/numLayers must be at most 2147483647, got 2147483648/);
+    expect(configFromHF({ ...smolLM, max_position_embeddings: 2 ** 40 }).maxPositionEmbeddings).toBe(2 ** 40); // never allocated
+    const llama3 = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
+    expect(() => configFromHF({ ...smolLM, rope_scaling: { ...llama3, factor: 0.5 } })).toThrow(/rope_scaling: factor must be a finite number >= 1, got 0\.5/);
+    expect(() => configFromHF({ ...smolLM, rope_scaling: { ...llama3, high_freq_factor: 1 } })).toThrow(
+      /rope_scaling: llama3 needs 0 < low_freq_factor < high_freq_factor, got 1 and 1/,
+    );
+    expect(() => configFromHF({ ...smolLM, rope_scaling: { ...llama3, original_max_position_embeddings: 0.5 } })).toThrow(
+      /original_max_position_embeddings must be a positive integer, got 0\.5/,
+    );
+    // The error names the file it was given.
+    expect(() => configFromHF({ ...smolLM, hidden_size: -1 }, '/models/x/config.json')).toThrow(/^\/models\/x\/config\.json \(model_type "llama"\) describes an invalid model/);
+  });
+
+  it('reads only own keys and previews hostile values without overflowing the stack', () => {
+    // As JSON.parse makes them: "__proto__" and "constructor" are own keys here, not the prototype.
+    const parsed = JSON.parse(
+      JSON.stringify(smolLM).replace('{', '{"__proto__":{"vocab_size":7},"constructor":{"name":"x"},"toString":1,'),
+    ) as Record<string, unknown>;
+    expect(configFromHF(parsed).vocabSize).toBe(49152);
+    const missing = JSON.parse('{"__proto__":{"vocab_size":64},"model_type":"llama","hidden_size":32,"intermediate_size":64,"num_hidden_layers":1,"num_attention_heads":4}');
+    expect(() => configFromHF(missing)).toThrow(/required key "vocab_size" is missing/);
+    const ropeProto = JSON.parse('{"__proto__":{"factor":2},"rope_type":"linear"}');
+    expect(() => configFromHF({ ...smolLM, rope_scaling: ropeProto })).toThrow(/expected a number for 'factor', got undefined/);
+    const deep = JSON.parse(`${'['.repeat(5000)}1${']'.repeat(5000)}`);
+    expect(() => configFromHF({ ...smolLM, hidden_size: deep })).toThrow(/"hidden_size" must be an integer, got \[\[\[\[\.\.\.\]\]\]\]/);
+    expect(() => configFromHF({ ...smolLM, rope_scaling: { type: 'linear', factor: deep } })).toThrow(
+      /config\.json: rope_scaling\.factor must be a number, got \[\[\[\[\.\.\.\]\]\]\]/,
+    );
+    expect(() => configFromHF(deep)).toThrow(/expected the parsed config\.json object, got \[\[\[\[\.\.\.\]\]\]\]/);
+  });
+
   it('configToHF and configFromHF round-trip; configs HF cannot express are refused', () => {
     const cases: LlamaConfig[] = [
       configFromHF(smolLM),

@@ -7,12 +7,18 @@
  *   await loadPretrainedWeights(fusedModel, './SmolLM-135M');   // a plain checkpoint into an extended model
  *
  * The weights are checked against the config before any tensor data is read: missing, unexpected and
- * wrong-shape tensors are reported together, under their names in the files. Downloading from the HF Hub is not
+ * wrong-shape tensors are reported together, under their names in the files. loadPretrained does this from the
+ * config alone, before building the model, so a config.json that claims more than its weights (100,000 layers, a
+ * vocabulary of 5e7) fails in milliseconds, naming the field, instead of allocating gigabytes first; it also
+ * refuses a model more than four times the size of its weights, or larger than this machine's memory.
+ * Downloading from the HF Hub is not
  * built in (the tests and CI run offline); fetch a model once with
  * `huggingface-cli download HuggingFaceTB/SmolLM-135M --local-dir ./SmolLM-135M` and pass the directory.
  */
 import * as tf from '@tensorflow/tfjs';
+import { constants as bufferConstants } from 'node:buffer';
 import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
 import * as nodePath from 'node:path';
 import {
   importStateDict,
@@ -22,7 +28,7 @@ import {
   readSafetensorsHeader,
   readSafetensorsIndex,
 } from '@chimera/core';
-import { configFromHF, validateConfig, type LlamaConfig } from '../config';
+import { configFromHF, headDimOf, previewJson, validateConfig, type LlamaConfig } from '../config';
 import { CausalLM } from '../model/causal-lm';
 import { isExtensionParameter } from '../model/extension-points';
 import { HFTokenizer } from '../tokenizers/hf-tokenizer';
@@ -66,31 +72,38 @@ const FLOAT_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16']);
 interface FileTensor {
   shape: number[];
   dtype: string;
+  /** The safetensors file holding it, relative to the directory. */
+  file: string;
 }
+
+/** config.json and generation_config.json are a few KB; anything this large is not one. */
+const MAX_CONFIG_FILE_BYTES = 16 * 1024 * 1024;
 
 /** Reads config.json (and generation_config.json's eos ids) from an HF directory. */
 export async function readPretrainedConfig(
   dir: string,
 ): Promise<{ config: LlamaConfig; generationConfig?: Record<string, unknown> }> {
   await assertDirectory(dir);
-  const raw = await readJson(nodePath.join(dir, 'config.json'));
+  const configPath = nodePath.join(dir, 'config.json');
+  const raw = await readJson(configPath);
   if (raw === undefined) {
     throw new Error(`loadPretrained: ${dir} has no config.json; an HF model directory needs config.json next to its weights`);
   }
-  let config = configFromHF(raw);
-  const generationConfig = await readJson(nodePath.join(dir, 'generation_config.json'));
+  let config = configFromHF(raw, configPath);
+  const generationPath = nodePath.join(dir, 'generation_config.json');
+  const generationConfig = await readJson(generationPath);
   if (generationConfig === undefined) return { config };
   if (generationConfig === null || typeof generationConfig !== 'object' || Array.isArray(generationConfig)) {
-    throw new Error(`loadPretrained: ${dir}/generation_config.json must hold a JSON object`);
+    throw new Error(`loadPretrained: ${generationPath} must hold a JSON object, got ${previewJson(generationConfig)}`);
   }
   const generation = generationConfig as Record<string, unknown>;
-  const eos = generation.eos_token_id;
+  const eos = Object.prototype.hasOwnProperty.call(generation, 'eos_token_id') ? generation.eos_token_id : undefined;
   if (eos !== undefined && eos !== null) {
     const ids = Array.isArray(eos) ? eos : [eos];
     if (ids.length === 0 || ids.some((id) => typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= config.vocabSize)) {
       throw new Error(
-        `generation_config.json: "eos_token_id" must be a token id or a list of token ids in [0, ${config.vocabSize}), ` +
-          `got ${JSON.stringify(eos)}`,
+        `${generationPath}: "eos_token_id" must be a token id or a list of token ids in [0, ${config.vocabSize}), ` +
+          `got ${previewJson(eos)}`,
       );
     }
     config = { ...config, eosTokenId: ids.length === 1 ? (ids[0] as number) : [...(ids as number[])] };
@@ -105,9 +118,14 @@ export async function readPretrainedConfig(
  */
 export async function loadPretrained(dir: string, options: LoadPretrainedOptions = {}): Promise<PretrainedModel> {
   const { config, generationConfig } = await readPretrainedConfig(dir);
+  const strict = options.strict ?? true;
+  const inFiles = await readCheckpointLayout(dir);
+  // Everything the config claims is checked against the weights' headers before a single parameter exists.
+  checkConfigAgainstWeights(config, inFiles, dir, strict);
+  planLoad(expectedShapesFromConfig(config), inFiles, strict, dir, config);
   const model = new CausalLM(config);
   try {
-    await loadPretrainedWeights(model, dir, { strict: options.strict });
+    await loadWeightsInto(model, dir, inFiles, strict);
     const result: PretrainedModel = { model, config };
     if (options.tokenizer !== false && (await isFile(nodePath.join(dir, 'tokenizer.json')))) {
       result.tokenizer = await HFTokenizer.fromDirectory(dir);
@@ -132,10 +150,66 @@ export async function loadPretrainedWeights(
   dir: string,
   options: Pick<LoadPretrainedOptions, 'strict'> = {},
 ): Promise<LoadPretrainedReport> {
-  const strict = options.strict ?? true;
   await assertDirectory(dir);
-  const inFiles = await readCheckpointLayout(dir);
-  const expected = expectedHFShapes(model);
+  return loadWeightsInto(model, dir, await readCheckpointLayout(dir), options.strict ?? true);
+}
+
+async function loadWeightsInto(
+  model: CausalLM,
+  dir: string,
+  inFiles: Map<string, FileTensor>,
+  strict: boolean,
+): Promise<LoadPretrainedReport> {
+  const { wanted, missing, unexpected, ignored, tiedHead } = planLoad(expectedHFShapes(model), inFiles, strict, dir, model.config);
+  const names = tiedHead ? [...wanted, 'lm_head.weight', 'model.embed_tokens.weight'] : wanted;
+  const { tensors } = await loadShardedSafetensors(dir, { names: [...new Set(names)] });
+  let state: Record<string, tf.Tensor> = {};
+  try {
+    if (tiedHead) {
+      const equal = tf.tidy(() => tf.all(tf.equal(tensors['lm_head.weight']!, tensors['model.embed_tokens.weight']!)).dataSync()[0]);
+      if (!equal) {
+        throw new Error(
+          `loadPretrained: ${dir} holds an lm_head.weight that differs from model.embed_tokens.weight, but the model ties ` +
+            'its head to the embedding (config.json: "tie_word_embeddings": true); set it to false if the head is separate',
+        );
+      }
+      ignored.push('lm_head.weight');
+      tensors['lm_head.weight']!.dispose();
+      delete tensors['lm_head.weight'];
+      if (!wanted.includes('model.embed_tokens.weight')) {
+        tensors['model.embed_tokens.weight']!.dispose();
+        delete tensors['model.embed_tokens.weight'];
+      }
+    }
+    state = importStateDict(tensors, LLAMA_HF_REMAP, { disposeSource: true });
+    model.loadStateDict(state, { strict: false });
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+    for (const t of Object.values(state)) t.dispose();
+  }
+  return { loaded: wanted, missing, unexpected, ignored };
+}
+
+interface LoadPlan {
+  wanted: string[];
+  missing: string[];
+  unexpected: string[];
+  ignored: string[];
+  /** The files hold an lm_head.weight for a tied model, shaped like the embedding (compared when loading). */
+  tiedHead: boolean;
+}
+
+/**
+ * Sorts the files' tensors against the expected HF name -> shape map and throws one error listing every
+ * missing (strict), unexpected (strict), wrong-shape and non-float tensor.
+ */
+function planLoad(
+  expected: Map<string, number[]>,
+  inFiles: Map<string, FileTensor>,
+  strict: boolean,
+  dir: string,
+  config: Readonly<LlamaConfig>,
+): LoadPlan {
   // A tied model has no lm_head; a file that stores one anyway must hold a copy of the embedding (checked below).
   const head = inFiles.get('lm_head.weight');
   const embedding = inFiles.get('model.embed_tokens.weight');
@@ -166,44 +240,17 @@ export async function loadPretrainedWeights(
   if (strict && unexpected.length) problems.push(`unexpected (${unexpected.length}): ${preview(unexpected)}`);
   if (problems.length) {
     throw new Error(
-      `loadPretrained: the weights in ${dir} do not fit the model ${describeModel(model.config)}:\n  ${problems.join('\n  ')}\n` +
-        hints(model.config, missing, unexpected) +
+      `loadPretrained: the weights in ${dir} do not fit the model ${describeModel(config)}:\n  ${problems.join('\n  ')}\n` +
+        hints(config, missing, unexpected) +
         'Check that config.json belongs to these weights' +
         (wrongShape.length || wrongDtype.length ? '.' : ', or pass { strict: false } to load a partial checkpoint.'),
     );
   }
-
-  const names = tiedHead ? [...wanted, 'lm_head.weight', 'model.embed_tokens.weight'] : wanted;
-  const { tensors } = await loadShardedSafetensors(dir, { names: [...new Set(names)] });
-  let state: Record<string, tf.Tensor> = {};
-  try {
-    if (tiedHead) {
-      const equal = tf.tidy(() => tf.all(tf.equal(tensors['lm_head.weight']!, tensors['model.embed_tokens.weight']!)).dataSync()[0]);
-      if (!equal) {
-        throw new Error(
-          `loadPretrained: ${dir} holds an lm_head.weight that differs from model.embed_tokens.weight, but the model ties ` +
-            'its head to the embedding (config.json: "tie_word_embeddings": true); set it to false if the head is separate',
-        );
-      }
-      ignored.push('lm_head.weight');
-      tensors['lm_head.weight']!.dispose();
-      delete tensors['lm_head.weight'];
-      if (!wanted.includes('model.embed_tokens.weight')) {
-        tensors['model.embed_tokens.weight']!.dispose();
-        delete tensors['model.embed_tokens.weight'];
-      }
-    }
-    state = importStateDict(tensors, LLAMA_HF_REMAP, { disposeSource: true });
-    model.loadStateDict(state, { strict: false });
-  } finally {
-    for (const t of Object.values(tensors)) t.dispose();
-    for (const t of Object.values(state)) t.dispose();
-  }
-  return { loaded: wanted, missing, unexpected, ignored };
+  return { wanted, missing, unexpected, ignored, tiedHead };
 }
 
 /** HF name -> HF shape of every base-model tensor (extension parameters excluded). */
-function expectedHFShapes(model: CausalLM): Map<string, number[]> {
+export function expectedHFShapes(model: CausalLM): Map<string, number[]> {
   const own = model.stateDict();
   const base = Object.keys(own).filter((name) => !isExtensionParameter(name));
   const plan = planRemap(base, LLAMA_HF_REMAP, 'export');
@@ -215,13 +262,219 @@ function expectedHFShapes(model: CausalLM): Map<string, number[]> {
   return shapes;
 }
 
-/** Name -> shape and dtype of every tensor in the directory's safetensors files, from their headers only. */
+/** One dimension of an expected tensor: its size and the config.json fields that set it. */
+interface Dim {
+  value: number;
+  /** The one config.json key that gives this size alone, or null when it is a product or a quotient. */
+  key: string | null;
+  /** How the config gives it, e.g. `"num_attention_heads" x head_dim = 4 x 8`. */
+  text: string;
+}
+
+/** The HF tensors a config implies, without building the model: global ones, and one layer's (all layers alike). */
+interface ConfigLayout {
+  global: Map<string, Dim[]>;
+  layer: Map<string, Dim[]>;
+  numLayers: number;
+}
+
+function configLayout(config: Readonly<LlamaConfig>): ConfigLayout {
+  const field = (key: string, value: number): Dim => ({ value, key, text: `"${key}": ${value}` });
+  const D = field('hidden_size', config.hiddenSize);
+  const V = field('vocab_size', config.vocabSize);
+  const I = field('intermediate_size', config.intermediateSize);
+  const headDim = headDimOf(config);
+  const dh: Dim =
+    config.headDim !== null
+      ? field('head_dim', headDim)
+      : { value: headDim, key: null, text: `head_dim = "hidden_size" / "num_attention_heads" = ${config.hiddenSize} / ${config.numHeads}` };
+  const heads = (key: string, count: number): Dim => ({
+    value: count * headDim,
+    key: null,
+    text: `"${key}" x head_dim = ${count} x ${headDim}`,
+  });
+  const Hq = heads('num_attention_heads', config.numHeads);
+  const Hkv = heads('num_key_value_heads', config.numKvHeads);
+  const global = new Map<string, Dim[]>([
+    ['model.embed_tokens.weight', [V, D]],
+    ['model.norm.weight', [D]],
+  ]);
+  if (!config.tieWordEmbeddings) global.set('lm_head.weight', [V, D]);
+  const layer = new Map<string, Dim[]>([
+    ['input_layernorm.weight', [D]],
+    ['post_attention_layernorm.weight', [D]],
+    ['self_attn.q_proj.weight', [Hq, D]],
+    ['self_attn.k_proj.weight', [Hkv, D]],
+    ['self_attn.v_proj.weight', [Hkv, D]],
+    ['self_attn.o_proj.weight', [D, Hq]],
+    ['mlp.gate_proj.weight', [I, D]],
+    ['mlp.up_proj.weight', [I, D]],
+    ['mlp.down_proj.weight', [D, I]],
+  ]);
+  if (config.attentionBias) {
+    layer.set('self_attn.q_proj.bias', [Hq]);
+    layer.set('self_attn.k_proj.bias', [Hkv]);
+    layer.set('self_attn.v_proj.bias', [Hkv]);
+  }
+  if (config.attentionOutBias) layer.set('self_attn.o_proj.bias', [D]);
+  if (config.qkNorm !== null) {
+    for (const which of ['q_norm', 'k_norm']) {
+      layer.set(`self_attn.${which}.weight`, [dh]);
+      if (config.qkNorm === 'layer') layer.set(`self_attn.${which}.bias`, [dh]);
+    }
+  }
+  if (config.mlpBias) {
+    layer.set('mlp.gate_proj.bias', [I]);
+    layer.set('mlp.up_proj.bias', [I]);
+    layer.set('mlp.down_proj.bias', [D]);
+  }
+  return { global, layer, numLayers: config.numLayers };
+}
+
+const LAYER_NAME = /^model\.layers\.(\d+)\.(.+)$/;
+
+/** The expected dims of an HF tensor name under `layout`, or undefined when the config implies no such tensor. */
+function dimsOf(layout: ConfigLayout, name: string): Dim[] | undefined {
+  const global = layout.global.get(name);
+  if (global) return global;
+  const match = LAYER_NAME.exec(name);
+  if (!match || Number(match[1]) >= layout.numLayers || String(Number(match[1])) !== match[1]) return undefined;
+  return layout.layer.get(match[2]!);
+}
+
+/**
+ * HF name -> HF shape of every base-model tensor the config implies, computed from the config alone: the same map
+ * expectedHFShapes reads off a built model (tested equal), at no allocation. Call it only for a bounded config.
+ */
+export function expectedShapesFromConfig(config: Readonly<LlamaConfig>): Map<string, number[]> {
+  const layout = configLayout(config);
+  const shapes = new Map<string, number[]>();
+  const values = (dims: Dim[]) => dims.map((d) => d.value);
+  shapes.set('model.embed_tokens.weight', values(layout.global.get('model.embed_tokens.weight')!));
+  for (let i = 0; i < layout.numLayers; i++) {
+    for (const [name, dims] of layout.layer) shapes.set(`model.layers.${i}.${name}`, values(dims));
+  }
+  for (const [name, dims] of layout.global) if (!shapes.has(name)) shapes.set(name, values(dims));
+  return shapes;
+}
+
+/**
+ * Parameters and tensors of the config's model, and its largest tensor, counted in float64 (exact far past 2^32)
+ * from one layer's tensors times the layer count, so a config claiming a million layers costs nothing to count.
+ */
+function parameterCounts(layout: ConfigLayout): { total: number; tensors: number; largest: { name: string; elements: number } } {
+  let largest = { name: '', elements: 0 };
+  const count = (name: string, dims: Dim[]) => {
+    const elements = dims.reduce((n, d) => n * d.value, 1);
+    if (elements > largest.elements) largest = { name, elements };
+    return elements;
+  };
+  let perLayer = 0;
+  for (const [name, dims] of layout.layer) perLayer += count(`model.layers.0.${name}`, dims);
+  let total = perLayer * layout.numLayers;
+  for (const [name, dims] of layout.global) total += count(name, dims);
+  return { total, tensors: layout.layer.size * layout.numLayers + layout.global.size, largest };
+}
+
+/**
+ * What a tensor costs to build besides its float32 values (the variable, its module, map entries), so that a
+ * config of a million tiny layers counts as large too.
+ */
+const TENSOR_OVERHEAD_BYTES = 4096;
+/** Up to this much of a model may come from fresh initialisation rather than from the files. */
+const FRESH_PARAMETER_SLACK_BYTES = 64 * 1024 * 1024;
+/** A config may describe at most this many times the cost of the matching tensors in the files. */
+const MAX_CONFIG_TO_WEIGHTS_RATIO = 4;
+
+/**
+ * Checks what config.json claims against what the weights' headers hold, before anything is allocated: every
+ * tensor the files hold must have the shape the config gives it, a strict load needs the config's layer count, and
+ * the model must not be far larger than its weights (or than the machine). Errors name config.json, the field, the
+ * value it claims and what the weights say.
+ */
+function checkConfigAgainstWeights(config: LlamaConfig, inFiles: Map<string, FileTensor>, dir: string, strict: boolean): void {
+  const configPath = nodePath.join(dir, 'config.json');
+  const layout = configLayout(config);
+  const advice = 'use the config.json that was saved with these weights';
+
+  // 1. Every tensor the config has a place for must agree on each dimension; blame the first field that differs.
+  for (const [name, tensor] of inFiles) {
+    const dims = dimsOf(layout, name);
+    if (!dims) continue;
+    const expected = dims.map((d) => d.value);
+    if (sameShape(tensor.shape, expected)) continue;
+    const at = tensor.shape.length === dims.length ? dims.findIndex((d, i) => d.value !== tensor.shape[i]) : -1;
+    const dim = at >= 0 ? dims[at]! : undefined;
+    const says = dim?.key ? `, which means "${dim.key}": ${tensor.shape[at]}` : '';
+    throw new Error(
+      `loadPretrained: ${configPath} says ${dim ? dim.text : `[${dims.map((d) => d.text).join(', ')}]`}, but ${name} in ` +
+        `${tensor.file} is [${tensor.shape.join(', ')}] where the config implies [${expected.join(', ')}]${says}; ${advice}`,
+    );
+  }
+
+  // 2. A strict load needs every layer the config claims.
+  const layers = new Set<number>();
+  for (const name of inFiles.keys()) {
+    const match = LAYER_NAME.exec(name);
+    if (match && String(Number(match[1])) === match[1]) layers.add(Number(match[1]));
+  }
+  const held = layers.size ? Math.max(...layers) + 1 : 0;
+  if (strict && held !== config.numLayers) {
+    throw new Error(
+      `loadPretrained: ${configPath} says "num_hidden_layers": ${config.numLayers}, but the weights in ${dir} hold ` +
+        (held ? `layers model.layers.0 to model.layers.${held - 1} (${held})` : 'no model.layers.* tensors') +
+        `; ${advice}, or pass { strict: false } to load a partial checkpoint`,
+    );
+  }
+
+  // 3. Size: what the config would allocate, against the one-array limit, the machine and the weights.
+  const { total, tensors, largest } = parameterCounts(layout);
+  const bytes = total * 4;
+  const modelText = `${configPath} describes a model of ${total} parameters (${formatBytes(bytes)} as float32)`;
+  const claims =
+    `; it claims "num_hidden_layers": ${config.numLayers}, "vocab_size": ${config.vocabSize}, "hidden_size": ` +
+    `${config.hiddenSize}, "intermediate_size": ${config.intermediateSize}`;
+  if (largest.elements > bufferConstants.MAX_LENGTH) {
+    throw new Error(
+      `loadPretrained: ${configPath} implies ${largest.name} of ${largest.elements} elements, more than the largest array ` +
+        `Node.js can allocate (${bufferConstants.MAX_LENGTH})${claims}; ${advice}`,
+    );
+  }
+  if (bytes > os.totalmem()) {
+    throw new Error(`loadPretrained: ${modelText}, more than this machine's memory (${formatBytes(os.totalmem())})${claims}; ${advice}`);
+  }
+  let fileBytes = 0;
+  let fileTensors = 0;
+  for (const [name, tensor] of inFiles) {
+    if (!dimsOf(layout, name)) continue;
+    fileBytes += tensor.shape.reduce((n, d) => n * d, 1) * 4;
+    fileTensors++;
+  }
+  const cost = bytes + tensors * TENSOR_OVERHEAD_BYTES;
+  const fileCost = fileBytes + fileTensors * TENSOR_OVERHEAD_BYTES;
+  if (cost > MAX_CONFIG_TO_WEIGHTS_RATIO * fileCost + FRESH_PARAMETER_SLACK_BYTES) {
+    throw new Error(
+      `loadPretrained: ${modelText} in ${tensors} tensors, more than ${MAX_CONFIG_TO_WEIGHTS_RATIO} times what the ` +
+        `weights in ${dir} hold for it (${fileTensors} matching tensors, ${formatBytes(fileBytes)}, ${held} layers)${claims}; ` +
+        `${advice}. To initialise most of a model afresh on purpose, build it with new CausalLM(config) and call ` +
+        'loadPretrainedWeights(model, dir, { strict: false })',
+    );
+  }
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(1)} GB` : bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${bytes} bytes`;
+}
+
+/** Name -> shape, dtype and file of every tensor in the directory's safetensors files, from their headers only. */
 async function readCheckpointLayout(dir: string): Promise<Map<string, FileTensor>> {
   const out = new Map<string, FileTensor>();
   const indexPath = nodePath.join(dir, 'model.safetensors.index.json');
   const files: string[] = [];
+  let assigned: Record<string, string> | null = null;
   if (await isFile(indexPath)) {
     const { weightMap } = await readSafetensorsIndex(indexPath);
+    assigned = weightMap;
     files.push(...new Set(Object.values(weightMap)));
   } else if (await isFile(nodePath.join(dir, 'model.safetensors'))) {
     files.push('model.safetensors');
@@ -240,7 +493,11 @@ async function readCheckpointLayout(dir: string): Promise<Map<string, FileTensor
     const header = await readSafetensorsHeader(nodePath.join(dir, file)).catch((error: Error) => {
       throw new Error(`loadPretrained: ${error.message}`);
     });
-    for (const entry of header.entries) out.set(entry.name, { shape: entry.shape, dtype: entry.dtype });
+    for (const entry of header.entries) {
+      // Through an index, a tensor counts where the index puts it (a shard holding others fails when loading).
+      if (assigned && !(Object.prototype.hasOwnProperty.call(assigned, entry.name) && assigned[entry.name] === file)) continue;
+      out.set(entry.name, { shape: entry.shape, dtype: entry.dtype, file });
+    }
   }
   return out;
 }
@@ -285,6 +542,10 @@ async function assertDirectory(dir: string): Promise<void> {
 async function readJson(path: string): Promise<unknown> {
   let text: string;
   try {
+    const { size } = await fs.stat(path);
+    if (size > MAX_CONFIG_FILE_BYTES) {
+      throw new Error(`${size} bytes, where an HF config holds a few KB; this is not a config file`);
+    }
     text = await fs.readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
