@@ -290,6 +290,14 @@ export class ComposedModel extends Module {
   }
 
   private laidOut(samples: readonly ComposedSample[], mode: 'forward' | 'generate'): LaidOutBatch {
+    // Every entry point lays samples out first: a disposed model fails here, not with a TypeError inside an op.
+    const params = this.namedParameters();
+    if (params.length === 0 || params.some(([, v]) => v.isDisposed)) {
+      throw new Error(
+        'this composed model has been disposed (model.dispose() freed its weights), so it cannot run; build a new one ' +
+          'with compose() (and load its checkpoint) and use that one',
+      );
+    }
     return layoutBatch(samples, this.packing, mode);
   }
 

@@ -15,6 +15,7 @@ import {
   type SpliceInputs,
 } from '@chimera/core';
 import type { CausalLM, CausalLMInputs } from '@chimera/llm';
+import { encodeItems } from './item-features';
 import { resolveSamples, type ComposedSample, type SampleContext } from './samples';
 import type { Contribution, StrategyItem } from './strategies/strategy';
 
@@ -71,7 +72,7 @@ export function layoutBatch(samples: readonly ComposedSample[], ctx: PackingCont
         if (own.length !== entry.segments || own.some((p) => p.row !== entry.row)) {
           throw new Error(`internal: the ${name} items and their placed segments disagree (row ${entry.row})`);
         }
-        return { item: entry.item, row: entry.row, placed: own };
+        return { item: entry.item, row: entry.row, placed: own, where: entry.where };
       }),
     );
   }
@@ -88,12 +89,14 @@ export function buildInputs(laid: LaidOutBatch, ctx: PackingContext): BackboneIn
   const contributions = new Map<string, Contribution>();
   for (const name of ctx.modalityNames) {
     const strategy = ctx.strategies.get(name)!;
+    const items = laid.items.get(name) ?? [];
     const contribution = strategy.contribute({
-      items: laid.items.get(name) ?? [],
+      items,
       layout,
       mode: laid.mode,
       training: ctx.backbone.training,
       backbone: ctx.backbone,
+      encode: (options) => encodeItems(name, ctx.modalities.get(name)!, items, options),
     });
     contributions.set(name, contribution);
     if (contribution.features) features[name] = contribution.features;

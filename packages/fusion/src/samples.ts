@@ -13,6 +13,7 @@
  */
 import type { MediaSegment, Modality, Segment } from '@chimera/core';
 import type { TextTokenizer } from '@chimera/llm';
+import { itemSize } from './item-features';
 import type { FusionStrategy } from './strategies/strategy';
 
 export interface TextPart {
@@ -59,6 +60,8 @@ export interface ResolvedItem {
   item: unknown;
   row: number;
   segments: number;
+  /** How the caller gave it: `sample 0, part 1` or, in a token sample, `sample 0, media item 0`. */
+  where: string;
 }
 
 export interface ResolvedSamples {
@@ -83,18 +86,23 @@ export function resolveSamples(samples: readonly ComposedSample[], ctx: SampleCo
   }
   const items = new Map<string, ResolvedItem[]>();
   const rows = samples.map((sample, row) => {
-    const parts = isTokenSample(sample) ? splitTokenSample(sample, row, ctx) : sample;
+    const tokenForm = isTokenSample(sample);
+    const parts = tokenForm ? splitTokenSample(sample, row, ctx) : sample;
     if (!Array.isArray(parts)) {
       throw new Error(`sample ${row}: expected a list of parts ([{ text }, { modality, item }, ...]) or { ids, media }, got ${typeof sample}`);
     }
     const segments: Segment[] = [];
+    let mediaIndex = 0;
     parts.forEach((part, index) => {
       const where = `sample ${row}, part ${index}`;
       if (isMediaPart(part)) {
-        const { segments: made, item } = mediaSegments(part, where, ctx);
+        // A token sample's parts are ours, not the caller's: name its items by their place in `media`.
+        const itemWhere = tokenForm ? `sample ${row}, media item ${mediaIndex}` : where;
+        mediaIndex++;
+        const { segments: made, item } = mediaSegments(part, itemWhere, ctx);
         segments.push(...made);
         const list = items.get(part.modality) ?? [];
-        list.push({ modality: part.modality, item, row, segments: made.length });
+        list.push({ modality: part.modality, item, row, segments: made.length, where: itemWhere });
         items.set(part.modality, list);
       } else if (part && typeof part === 'object' && 'text' in part) {
         const ids = textIds(part, where, ctx);
@@ -114,6 +122,13 @@ function isMediaPart(part: SamplePart): part is MediaPart {
 }
 
 function mediaSegments(part: MediaPart, where: string, ctx: SampleContext): { segments: MediaSegment[]; item: unknown } {
+  const item = preparedItem(part, where, ctx);
+  const segments = ctx.strategies.get(part.modality)!.segments(item, { placeholderId: ctx.placeholders.get(part.modality) });
+  return { segments, item };
+}
+
+/** The part's item (prepared from `raw` when given so), checked to be a sized, non-empty item of its modality. */
+function preparedItem(part: MediaPart, where: string, ctx: SampleContext): unknown {
   const modality = ctx.modalities.get(part.modality);
   const strategy = ctx.strategies.get(part.modality);
   if (!modality || !strategy) {
@@ -131,8 +146,8 @@ function mediaSegments(part: MediaPart, where: string, ctx: SampleContext): { se
     }
     item = modality.prepare(part.raw);
   }
-  const segments = strategy.segments(item, { placeholderId: ctx.placeholders.get(part.modality) });
-  return { segments, item };
+  itemSize(part.modality, modality, { item, where });
+  return item;
 }
 
 function textIds(part: TextPart, where: string, ctx: SampleContext): number[] {
@@ -225,8 +240,7 @@ function splitTokenSample(sample: TokenSample, row: number, ctx: SampleContext):
     if (!single) while (ids[i + run] === id) run++;
     if (!single) {
       const strategy = ctx.strategies.get(modality)!;
-      const item = part.item ?? (part.raw !== undefined ? ctx.modalities.get(modality)!.prepare(part.raw) : undefined);
-      if (item === undefined) throw new Error(`${where}: media item ${next} has neither item nor raw`);
+      const item = preparedItem(part, `${where}, media item ${next}`, ctx);
       const needed = strategy.tokensFor(item);
       if (run !== needed) {
         throw new Error(

@@ -10,13 +10,13 @@ import { BOS, IMAGE_ID, TOY_ID, testImage, tinyBackbone, tinyImageModality, toyM
 describe('errors (cpu)', () => {
   beforeAll(() => setupTestBackend('cpu'));
 
-  it('features that disagree with the placeholders fail with core\'s splice message, leaking nothing', () => {
+  it('features that disagree with tokensFor (and so with the placeholders) name the item, leaking nothing', () => {
     const toy = toyModality({ extraFeatures: 1 });
     const model = compose({ backbone: tinyBackbone(), modalities: { toy }, fusion: { toy: earlyFusion() }, placeholders: { toy: TOY_ID } });
     const item = toy.prepare({ cls: 1, tokens: 3 });
     const before = tf.memory().numTensors;
     expect(() => model.forward([[{ text: [BOS] }, { modality: 'toy', item }]])).toThrow(
-      /toy 0 produced 4 features but the sequence has 3 <toy> placeholders \(row 0, position 1\)/,
+      /sample 0, part 1: the 'toy' encoder gave this item 4 features, but toy\.tokensFor\(item\) says 3/,
     );
     expect(tf.memory().numTensors).toBe(before);
     // A pre-expanded run of the wrong length in a token sample.

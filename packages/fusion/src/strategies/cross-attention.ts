@@ -48,7 +48,6 @@ export interface GatedCrossAttentionFusionOptions {
 
 interface Attached {
   name: string;
-  input: ContinuousInput<unknown>;
   placeholderId: number | undefined;
   kvDim: number;
   contextKey: string;
@@ -110,7 +109,7 @@ export class GatedCrossAttentionFusion implements FusionStrategy {
       { name: 'xattn', description: 'gated cross-attention blocks (tanh gates, zero at init)' },
     );
     this.blockList = infos.map((info) => info.block as GatedCrossAttentionBlock);
-    this.attached = { name: ctx.modalityName, input, placeholderId: ctx.placeholderId, kvDim, contextKey };
+    this.attached = { name: ctx.modalityName, placeholderId: ctx.placeholderId, kvDim, contextKey };
   }
 
   /** A cross item occupies only its marker: one position with a placeholder id, none without. */
@@ -123,19 +122,20 @@ export class GatedCrossAttentionFusion implements FusionStrategy {
     return [{ modality: name, kind: 'cross', marker: placeholderId === undefined ? [] : [placeholderId] }];
   }
 
-  contribute({ items, layout, mode }: ContributionInput): Contribution {
-    const { name, input, kvDim, contextKey } = this.state();
+  contribute({ items, layout, mode, encode }: ContributionInput): Contribution {
+    const { name, kvDim, contextKey } = this.state();
     const perItem = new Map<PlacedMedia, tf.Tensor>();
     let tokensPerItem = this.resamplerModule?.numLatents ?? 1;
     if (items.length > 0) {
-      const encoded = input.encode(items.map((i) => i.item));
+      const encoded = encode();
       const features: tf.Tensor[] = this.resamplerModule
         ? resampleItems(this.resamplerModule, encoded.features)
         : itemList(encoded.features);
       const counts = new Set(features.map((f) => f.shape[0]!));
       if (counts.size > 1) {
+        const each = items.map((entry, i) => `${entry.where}: ${features[i]!.shape[0]}`).join('; ');
         throw new Error(
-          `gated cross-attention on '${name}': items have ${[...counts].join(', ')} features each; without a resampler ` +
+          `gated cross-attention on '${name}': the items have different feature counts (${each}); without a resampler ` +
             'every item must have the same count. Add a resampler (resampler: { type: \'perceiver\' }) or resize the inputs.',
         );
       }

@@ -26,7 +26,7 @@ export interface EarlyFusionOptions {
 export class EarlyFusion implements FusionStrategy {
   readonly kind = 'early';
   private readonly options: EarlyFusionOptions;
-  private attached: { name: string; modality: Modality<any, any, any>; input: ContinuousInput<unknown> } | null = null;
+  private attached: { name: string; modality: Modality<any, any, any> } | null = null;
   private projectorModule: Projector | null = null;
   private resamplerModule: Resampler | null = null;
 
@@ -56,7 +56,7 @@ export class EarlyFusion implements FusionStrategy {
     this.projectorModule = ctx.addModule('projector', createProjector(this.options.projector ?? 'mlp2x_gelu', width, ctx.hiddenSize), {
       description: 'projector: features to the LLM width',
     });
-    this.attached = { name: ctx.modalityName, modality: ctx.modality, input };
+    this.attached = { name: ctx.modalityName, modality: ctx.modality };
   }
 
   tokensFor(item: unknown): number {
@@ -71,10 +71,10 @@ export class EarlyFusion implements FusionStrategy {
     return [{ modality: name, kind: 'features', tokens: this.tokensFor(item), ...(grid ? { grid } : {}) }];
   }
 
-  contribute({ items }: ContributionInput): Contribution {
-    const { input, projector } = this.state();
+  contribute({ items, encode }: ContributionInput): Contribution {
+    const { projector } = this.state();
     if (items.length === 0) return {};
-    const encoded = input.encode(items.map((i) => i.item));
+    const encoded = encode();
     const perItem: tf.Tensor[] = this.resamplerModule
       ? resampleItems(this.resamplerModule, encoded.features)
       : itemList(encoded.features);

@@ -15,7 +15,18 @@
  * A strategy instance serves one modality of one composed model.
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { ItemFeatures, MediaSegment, Modality, Module, PackOptions, PlacedMedia, SequenceBatch, SequenceLayout } from '@chimera/core';
+import type {
+  EncodeOptions,
+  EncodedFeatures,
+  ItemFeatures,
+  MediaSegment,
+  Modality,
+  Module,
+  PackOptions,
+  PlacedMedia,
+  SequenceBatch,
+  SequenceLayout,
+} from '@chimera/core';
 import type { CausalLM, CausalLMOutput, InsertBlockOptions, InsertedBlock, InsertedBlockInfo } from '@chimera/llm';
 import type { GroupKind } from '../parameter-groups';
 
@@ -75,6 +86,8 @@ export interface StrategyItem<Prepared = unknown> {
   row: number;
   /** The placed form of each segment `segments` returned for it, in the same order. */
   placed: PlacedMedia[];
+  /** How the caller gave the item (`sample 0, part 1`, `sample 2, media item 0`), for error messages. */
+  where: string;
 }
 
 export interface ContributionInput<Prepared = unknown> {
@@ -90,6 +103,12 @@ export interface ContributionInput<Prepared = unknown> {
   /** The model's train/eval mode (a diffusion strategy samples noise levels only while training). */
   training: boolean;
   backbone: CausalLM;
+  /**
+   * Runs the modality's encoder (`continuousIn.encode`) on `items` and checks what it returns, item by item: one
+   * [N, featureDim] feature run per item, with N the plugin's `tokensFor(item)`. A mismatch is an error naming the
+   * item as the caller gave it. Encode through this rather than the plugin directly, so every strategy gets the checks.
+   */
+  encode(options?: EncodeOptions): EncodedFeatures;
 }
 
 /**

@@ -41,9 +41,9 @@ export class ProbeStrategy implements FusionStrategy {
     return [{ modality: this.name, kind: 'features', tokens: this.tokensFor(item) }];
   }
 
-  contribute({ items }: ContributionInput): Contribution {
+  contribute({ items, encode }: ContributionInput): Contribution {
     if (items.length === 0) return {};
-    const { features } = this.input!.encode(items.map((i) => i.item));
+    const { features } = encode();
     return { features: (features as tf.Tensor[]).map((f) => this.proj!.forward(f)) };
   }
 

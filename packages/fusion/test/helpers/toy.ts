@@ -40,9 +40,12 @@ export type ToyModality = Modality<ToyRaw, ToyItem> & { readonly encoder: Linear
 
 /**
  * A modality whose items are classes: every token of an item is the class's fixed pattern plus noise, through a
- * Linear encoder. `extraFeatures` makes encode emit that many more features than tokensFor says (a broken plugin).
+ * Linear encoder. Broken plugins for the error tests: `extraFeatures` makes encode emit that many more features
+ * than tokensFor says; `declaredFeatureDim` declares a featureDim other than the encoder's width.
  */
-export function toyModality(options: { name?: string; featureDim?: number; extraFeatures?: number } = {}): ToyModality {
+export function toyModality(
+  options: { name?: string; featureDim?: number; extraFeatures?: number; declaredFeatureDim?: number } = {},
+): ToyModality {
   const name = options.name ?? 'toy';
   const featureDim = options.featureDim ?? 8;
   const extra = options.extraFeatures ?? 0;
@@ -64,7 +67,7 @@ export function toyModality(options: { name?: string; featureDim?: number; extra
     },
     tokensFor: (item) => item.tokens,
     continuousIn: {
-      featureDim,
+      featureDim: options.declaredFeatureDim ?? featureDim,
       encode(items) {
         const features = items.map((item) =>
           tf.tidy(() => {
