@@ -16,6 +16,8 @@ export interface ImageHeader {
   interlaced: boolean;
   /** PNG colour type (0, 2, 3, 4, 6); JPEG: the SOF marker's low nibble (0 baseline, 1 extended, 2 progressive). */
   colorType: number;
+  /** JPEG only: each component's horizontal and vertical sampling factors (what decoding memory depends on). */
+  sampling?: { h: number; v: number }[];
 }
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -100,7 +102,12 @@ function readJpegHeader(bytes: Uint8Array, source: string): ImageHeader {
           source,
         );
       }
-      return { format: 'jpeg', width, height, bitDepth, channels, interlaced: marker === 0xc2, colorType: marker & 0x0f };
+      if (offset + 8 + 3 * channels > bytes.length) throw corrupt(`the frame header (SOF) at byte ${offset - 2} is cut short`);
+      const sampling = Array.from({ length: channels }, (_, i) => ({
+        h: bytes[offset + 9 + 3 * i] >> 4,
+        v: bytes[offset + 9 + 3 * i] & 15,
+      }));
+      return { format: 'jpeg', width, height, bitDepth, channels, interlaced: marker === 0xc2, colorType: marker & 0x0f, sampling };
     }
     offset += length;
   }
