@@ -1,5 +1,6 @@
-// Test fixtures for image input: a small independent PNG encoder (every colour type, bit depth, tRNS, Adam7)
-// and the analytic pattern the committed JPEG fixtures encode.
+// Test fixtures for image input: a small independent PNG encoder (every colour type, bit depth, tRNS, Adam7,
+// filter types 0-4) with access to its chunks and raw scanlines, and the analytic pattern the committed JPEG
+// fixtures encode.
 import { deflateSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +54,15 @@ export interface PngSpec {
   interlace?: boolean;
   /** Split the compressed data over this many IDAT chunks (default 1). */
   idatChunks?: number;
+  /** Filter type of each scanline, cycling (default [0]: none). */
+  filters?: number[];
+}
+
+/** A PNG taken apart: the chunks before and after the image data, and the filtered scanlines it compresses. */
+export interface PngParts {
+  head: { type: string; data: Uint8Array }[];
+  /** Filtered scanlines, each led by its filter-type byte, passes in Adam7 order when interlaced. */
+  raw: Uint8Array;
 }
 
 const CHANNELS = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as const;
@@ -66,33 +76,46 @@ const ADAM7 = [
   [0, 1, 1, 2],
 ];
 
-/** Encodes a PNG with filter type 0 on every row; written from the spec, independent of pngjs. */
+/** Encodes a PNG from the spec (filter type 0 on every row unless `filters` says otherwise); independent of pngjs. */
 export function encodePng(spec: PngSpec): Uint8Array {
+  const parts = pngParts(spec);
+  return assemblePng(parts.head, deflateSync(parts.raw), spec.idatChunks ?? 1);
+}
+
+/** The chunks and raw scanlines `encodePng` would write. */
+export function pngParts(spec: PngSpec): PngParts {
   const { width, height, colorType, bitDepth, samples } = spec;
   const channels = CHANNELS[colorType];
+  const filters = spec.filters ?? [0];
+  const bpp = Math.max(1, (channels * bitDepth) >> 3);
+  let rowIndex = 0;
   const rowsOf = (xs: number[], ys: number[]): number[] => {
     const bytes: number[] = [];
+    let prev: number[] | null = null;
     for (const y of ys) {
-      bytes.push(0); // filter: none
+      const line: number[] = [];
       let acc = 0;
       let bits = 0;
       for (const x of xs) {
         for (let c = 0; c < channels; c++) {
           const v = samples[(y * width + x) * channels + c];
-          if (bitDepth === 16) bytes.push(v >> 8, v & 0xff);
-          else if (bitDepth === 8) bytes.push(v);
+          if (bitDepth === 16) line.push(v >> 8, v & 0xff);
+          else if (bitDepth === 8) line.push(v);
           else {
             acc = (acc << bitDepth) | v;
             bits += bitDepth;
             if (bits === 8) {
-              bytes.push(acc);
+              line.push(acc);
               acc = 0;
               bits = 0;
             }
           }
         }
       }
-      if (bits > 0) bytes.push(acc << (8 - bits));
+      if (bits > 0) line.push(acc << (8 - bits));
+      const filter = filters[rowIndex++ % filters.length];
+      bytes.push(filter, ...filterRow(line, prev, filter, bpp));
+      prev = line;
     }
     return bytes;
   };
@@ -116,19 +139,50 @@ export function encodePng(spec: PngSpec): Uint8Array {
   view.setUint32(0, width);
   view.setUint32(4, height);
   ihdr.set([bitDepth, colorType, 0, 0, spec.interlace ? 1 : 0], 8);
-  const parts: Uint8Array[] = [new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr)];
-  if (spec.palette) parts.push(pngChunk('PLTE', new Uint8Array(spec.palette.flat())));
+  const head = [{ type: 'IHDR', data: ihdr }];
+  if (spec.palette) head.push({ type: 'PLTE', data: new Uint8Array(spec.palette.flat()) });
   if (spec.trns) {
     const t = spec.trns;
-    parts.push(pngChunk('tRNS', new Uint8Array(colorType === 3 ? t : t.flatMap((v) => [v >> 8, v & 0xff]))));
+    head.push({ type: 'tRNS', data: new Uint8Array(colorType === 3 ? t : t.flatMap((v) => [v >> 8, v & 0xff])) });
   }
-  const compressed = deflateSync(new Uint8Array(raw));
-  const pieces = spec.idatChunks ?? 1;
-  const step = Math.ceil(compressed.length / pieces);
+  return { head, raw: new Uint8Array(raw) };
+}
+
+/** Filters one scanline (the PNG spec's five predictors); `prev` is the previous unfiltered line of the pass. */
+function filterRow(line: number[], prev: number[] | null, filter: number, bpp: number): number[] {
+  return line.map((x, i) => {
+    const a = i >= bpp ? line[i - bpp] : 0;
+    const b = prev ? prev[i] : 0;
+    const c = prev && i >= bpp ? prev[i - bpp] : 0;
+    let predicted = 0;
+    if (filter === 1) predicted = a;
+    else if (filter === 2) predicted = b;
+    else if (filter === 3) predicted = (a + b) >> 1;
+    else if (filter === 4) {
+      const p = a + b - c;
+      const pa = Math.abs(p - a);
+      const pb = Math.abs(p - b);
+      const pc = Math.abs(p - c);
+      predicted = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+    }
+    return (x - predicted) & 0xff;
+  });
+}
+
+/** Signature + `head` chunks + the compressed data over `pieces` IDAT chunks + IEND. */
+export function assemblePng(head: { type: string; data: Uint8Array }[], compressed: Uint8Array, pieces = 1): Uint8Array {
+  const parts: Uint8Array[] = [new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])];
+  for (const c of head) parts.push(pngChunk(c.type, c.data));
+  const step = Math.max(1, Math.ceil(compressed.length / pieces));
   for (let i = 0; i < compressed.length; i += step) parts.push(pngChunk('IDAT', compressed.subarray(i, i + step)));
+  if (compressed.length === 0) parts.push(pngChunk('IDAT', compressed));
   parts.push(pngChunk('IEND', new Uint8Array(0)));
-  const total = parts.reduce((n, p) => n + p.length, 0);
-  const out = new Uint8Array(total);
+  return concatBytes(parts);
+}
+
+/** Concatenates byte arrays. */
+export function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
   for (const p of parts) {
     out.set(p, offset);

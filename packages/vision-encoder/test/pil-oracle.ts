@@ -30,7 +30,7 @@ export function pilAvailable(): boolean {
 }
 
 export type PilResult =
-  | { ok: true; format: string; mode: 'L' | 'LA' | 'RGB' | 'RGBA' | 'I16' | string; width: number; height: number; alpha: boolean; pixels: Uint8Array }
+  | { ok: true; format: string; mode: 'L' | 'LA' | 'RGB' | 'RGBA' | 'I16' | string; width: number; height: number; alpha: boolean; maxIndex?: number; pixels: Uint8Array }
   | { ok: false; stage: 'open' | 'load'; error: string };
 
 /** One PIL process; `decode` calls are answered in order. */

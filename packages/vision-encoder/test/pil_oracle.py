@@ -4,7 +4,7 @@ Protocol on stdin/stdout, every integer a 4-byte big-endian unsigned:
   request:  length, file bytes              (length 0 ends the process)
   response: length, UTF-8 JSON, length, pixel bytes
 
-JSON: {"ok": true, "format", "mode", "width", "height", "alpha"} or {"ok": false, "stage": "open"|"load", "error"}.
+JSON: {"ok": true, "format", "mode", "width", "height", "alpha", "maxIndex" (palette images)} or {"ok": false, "stage": "open"|"load", "error"}.
 Pixels: 8-bit samples of `mode` ("L", "RGB", "RGBA", "LA"), or 16-bit big-endian samples for "I16" (16-bit gray,
 which PIL holds at full precision). Palette images come converted to RGBA by PIL ("alpha" says whether a tRNS
 chunk made that alpha), 1-bit images to L, CMYK to RGB. Nothing is done that PIL does not do itself.
@@ -33,6 +33,7 @@ def decode(data):
         mode = im.mode
         if mode == "P":
             info["alpha"] = "transparency" in im.info
+            info["maxIndex"] = im.getextrema()[1]  # the largest palette index the pixels use
             im = im.convert("RGBA")
         elif mode == "1":
             im = im.convert("L")

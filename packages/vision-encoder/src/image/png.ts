@@ -130,16 +130,17 @@ function readChunks(bytes: Uint8Array, header: ImageHeader, source: string): Chu
         if (index !== 0) throw corrupt(source, `a second IHDR chunk at byte ${offset}`);
         break;
       case 'PLTE':
+        // Only palette images use it; for others it is a suggestion that PIL and libpng ignore, so ignore it too.
+        if (header.colorType !== 3) break;
         if (idatState !== 'before') throw corrupt(source, `the PLTE chunk at byte ${offset} comes after the image data`);
         if (out.palette) throw corrupt(source, `a second PLTE chunk at byte ${offset}`);
         if (length === 0 || length % 3 !== 0 || length > 768) {
-          throw corrupt(source, `the PLTE chunk holds ${length} bytes; it must be 3 bytes per entry, 1 to 256 entries`);
+          throw corrupt(source, `the PLTE chunk at byte ${offset} holds ${length} bytes; it must be 3 bytes per entry, 1 to 256 entries`);
         }
         out.palette = data;
         break;
       case 'tRNS':
-        // Wrong-size or misplaced transparency is dropped (as libpng does): it cannot change the colours.
-        if (idatState === 'before' && validTrns(header, data, out.palette)) out.trns = data;
+        out.trns = readTrns(header, data, out, idatState, offset, source);
         break;
       case 'IDAT':
         if (idatState === 'after') {
@@ -166,11 +167,21 @@ function readChunks(bytes: Uint8Array, header: ImageHeader, source: string): Chu
   }
 }
 
-function validTrns(header: ImageHeader, data: Uint8Array, palette: Uint8Array | null): boolean {
-  if (header.colorType === 0) return data.length === 2;
-  if (header.colorType === 2) return data.length === 6;
-  if (header.colorType === 3) return palette !== null && data.length <= palette.length / 3;
-  return false; // colour types 4 and 6 carry alpha already
+/**
+ * Transparency must come before the image data (and after PLTE), once: decoders disagree on a misplaced one
+ * (libpng drops it, PIL applies it), so such a file is refused rather than read one way. Longer-than-needed data
+ * is read as PIL reads it (the first value; palette alphas beyond the palette are never used).
+ */
+function readTrns(header: ImageHeader, data: Uint8Array, chunks: Chunks, idatState: string, offset: number, source: string): Uint8Array | null {
+  if (header.colorType === 4 || header.colorType === 6) return null; // these carry alpha already
+  if (idatState !== 'before') throw corrupt(source, `the tRNS chunk at byte ${offset} comes after the image data`);
+  if (chunks.trns) throw corrupt(source, `a second tRNS chunk at byte ${offset}`);
+  if (header.colorType === 3 && !chunks.palette) throw corrupt(source, `the tRNS chunk at byte ${offset} comes before PLTE`);
+  const need = header.colorType === 0 ? 2 : header.colorType === 2 ? 6 : 0;
+  if (data.length < need) {
+    throw corrupt(source, `the tRNS chunk at byte ${offset} holds ${data.length} bytes; a colour key of this colour type needs ${need}`);
+  }
+  return data;
 }
 
 /** Inflates the image data to exactly `expected` bytes; anything else is a damaged file. */
