@@ -367,3 +367,46 @@ describe('tokenizer.json fuzz', () => {
     expect(stats.rejected).toBeGreaterThan(RUNS * 0.15);
   }, fuzzTimeout(RUNS, 50));
 });
+
+describe('tokenizer.json checks, one by one (what the fuzz relies on)', () => {
+  const base = byteLevelBpeFiles();
+  const withModel = (patch: Json) => ({ ...base.tokenizerJson, model: { ...(base.tokenizerJson.model as Json), ...patch } });
+  const vocab = (base.tokenizerJson.model as Json).vocab as Record<string, number>;
+  const load = (json: unknown) => () => HFTokenizer.fromJSON(json, base.tokenizerConfig, { source: '/m/tokenizer.json' });
+
+  it('names tokenizer.json and the cause for each malformed vocabulary, merge, flag and added token', () => {
+    expect(load(withModel({ vocab: { ...vocab, x: 1.5 } }))).toThrow(/^\/m\/tokenizer\.json: tokenizer\.json model\.vocab\["x"\] must be an integer id in \[0, 2147483646\], got 1\.5/);
+    expect(load(withModel({ vocab: { ...vocab, x: 5 } }))).toThrow(/model\.vocab gives id 5 to both .* and "x"; ids must be unique/);
+    expect(load(withModel({ merges: [['Ġ', 'q']] }))).toThrow(/model\.merges\[0\] \["Ġ","q"\] needs "Ġq", which the vocab lacks/);
+    expect(load(withModel({ merges: ['Ġ t x'] }))).toThrow(/model\.merges\[0\] must be a string "a b" of two tokens like merges\[0\], got "Ġ t x"/);
+    expect(load(withModel({ continuing_subword_prefix: '##' }))).toThrow(/continuing_subword_prefix "##" is not supported by @huggingface\/tokenizers/);
+    expect(load({ ...base.tokenizerJson, pre_tokenizer: { type: 'ByteLevel', add_prefix_space: 'false' } })).toThrow(
+      /tokenizer\.json pre_tokenizer\.add_prefix_space must be true or false, got "false"/,
+    );
+    const added = base.tokenizerJson.added_tokens as Json[];
+    const first = added[0]!;
+    expect(load({ ...base.tokenizerJson, added_tokens: [...added, { ...first, content: 'other' }] })).toThrow(
+      /gives id 261 to the added token "other" and to the vocabulary's "<\|endoftext\|>"/,
+    );
+    expect(load({ ...base.tokenizerJson, added_tokens: [{ ...first, id: 2 ** 31 }] })).toThrow(/id 2147483648 is above 2147483646/);
+    expect(load(withModel({ type: undefined }))).toThrow(/model\.type must be "BPE", "WordPiece" or "Unigram", got undefined/);
+  });
+
+  it('bounds nesting, reads UTF-8 strictly, and wraps what the library throws', async () => {
+    const deep = JSON.parse(`${'['.repeat(5000)}1${']'.repeat(5000)}`);
+    expect(load({ ...base.tokenizerJson, extra: deep })).toThrow(/tokenizer\.json is nested more than 128 levels deep/);
+    expect(load({ ...base.tokenizerJson, decoder: { type: 'Mystery' } })).toThrow(
+      /^\/m\/tokenizer\.json: @huggingface\/tokenizers could not build the tokenizer \(Unknown Decoder type: Mystery\); check that tokenizer\.json/,
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'chimera-tokenizer-utf8-'));
+    try {
+      const text = JSON.stringify(base.tokenizerJson);
+      const bytes = new TextEncoder().encode(text);
+      bytes[text.indexOf('"he"') + 1] = 0xff; // a token's first byte
+      writeFileSync(join(dir, 'tokenizer.json'), bytes);
+      await expect(HFTokenizer.fromDirectory(dir)).rejects.toThrow(/tokenizer\.json is not valid UTF-8/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
