@@ -45,7 +45,7 @@ export function mutate(base: Uint8Array, mutations: Mutation[]): Uint8Array {
 
 /** Recomputes every chunk CRC so mutations reach the decoder's later stages instead of stopping at the CRC check. */
 export function fixPngCrcs(bytes: Uint8Array): Uint8Array {
-  const out = bytes.slice();
+  const out = new Uint8Array(bytes); // a copy even for a Buffer, whose slice() is a view
   const view = new DataView(out.buffer);
   for (let offset = 8; offset + 12 <= out.length; ) {
     const length = view.getUint32(offset);

@@ -86,8 +86,14 @@ function readJpegHeader(bytes: Uint8Array, source: string): ImageHeader {
     if (marker === 0xd9) throw corrupt('end of image before any frame header (SOF)');
     if (marker === 0xda) throw corrupt('scan data before any frame header (SOF)');
     if (offset + 2 > bytes.length) break;
-    const length = (bytes[offset] << 8) | bytes[offset + 1];
-    if (length < 2) throw corrupt(`segment 0xff${marker.toString(16)} at byte ${offset - 2} has length ${length}`);
+    let length = (bytes[offset] << 8) | bytes[offset + 1];
+    if (length < 2) {
+      // APPn, COM and DNL are skipped by length; libjpeg and PIL read a length below 2 as an empty segment.
+      if (!((marker >= 0xe0 && marker <= 0xef) || marker === 0xfe || marker === 0xdc)) {
+        throw corrupt(`segment 0xff${marker.toString(16)} at byte ${offset - 2} has length ${length}`);
+      }
+      length = 2;
+    }
     const isFrame = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
     if (isFrame) {
       if (offset + 8 > bytes.length) break;

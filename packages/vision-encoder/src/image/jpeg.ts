@@ -54,6 +54,8 @@ interface FrameComponent {
   /** Quantisation table latched at the component's first scan (natural order). */
   quant: Int32Array | null;
   pred: number;
+  /** Progressive: the precision (Al) each coefficient is known to, -1 before any scan codes it (libjpeg's coef_bits). */
+  coefBits: Int8Array;
   dc: Huffman | null;
   ac: Huffman | null;
   scanned: boolean;
@@ -221,8 +223,28 @@ class JpegDecoder {
     if (missing >= 0) {
       throw corrupt(this.source, `component ${missing + 1} of ${frame.components.length} is never coded in any scan`);
     }
-    if (frame.progressive) for (const c of frame.components) this.transformAll(c);
+    if (frame.progressive) {
+      // A progressive file must code every coefficient to full precision; libjpeg estimates missing ones by
+      // smoothing across blocks, which is guessing. Encoders' scan scripts always complete.
+      frame.components.forEach((c, i) => {
+        const k = c.coefBits.findIndex((bits) => bits !== 0);
+        if (k >= 0) {
+          throw corrupt(
+            this.source,
+            `the progressive scans stop before coefficient ${k} of component ${i + 1} is complete ` +
+              `(${c.coefBits[k] < 0 ? 'never coded' : `${c.coefBits[k]} bit(s) short`}); scans are missing`,
+          );
+        }
+      });
+      for (const c of frame.components) this.transformAll(c);
+    }
     return this.output(frame);
+  }
+
+  /** A truncation error; says so when the one scan of a sequential image was already complete. */
+  private truncated(at: number, what?: string): ImageInputError {
+    const done = this.singleScan && this.frame !== null && !this.frame.progressive;
+    return truncated(this.source, at, what, done ? ' (after the image data: every row had been decoded)' : '');
   }
 
   /** libjpeg's next_marker: after the first scan, bytes before a marker are skipped (they carry no data). */
@@ -231,13 +253,13 @@ class JpegDecoder {
     let p = this.pos;
     if (this.scans === 0) {
       // Before the first scan PIL's own header parser also reads the file; keep to well-formed marker sequences.
-      if (p >= d.length) throw truncated(this.source, p);
+      if (p >= d.length) throw this.truncated(p);
       if (d[p] !== 0xff) throw corrupt(this.source, `expected a marker at byte ${p}, found 0x${hex2(d[p])}`);
     }
     for (;;) {
       while (p < d.length && d[p] !== 0xff) p++;
       while (p < d.length && d[p] === 0xff) p++;
-      if (p >= d.length) throw truncated(this.source, p);
+      if (p >= d.length) throw this.truncated(p);
       if (d[p] !== 0) break;
       if (this.scans === 0) throw corrupt(this.source, `expected a marker at byte ${p - 1}, found 0xff00`);
       p++;
@@ -248,11 +270,15 @@ class JpegDecoder {
 
   private segmentLength(marker: number, at: number): number {
     const d = this.data;
-    if (this.pos + 2 > d.length) throw truncated(this.source, d.length);
-    const length = (d[this.pos] << 8) | d[this.pos + 1];
-    if (length < 2) throw corrupt(this.source, `the segment 0xff${hex2(marker)} at byte ${at} has length ${length}`);
+    if (this.pos + 2 > d.length) throw this.truncated(d.length);
+    let length = (d[this.pos] << 8) | d[this.pos + 1];
+    if (length < 2) {
+      // APPn, COM and DNL are skipped by length; libjpeg and PIL both read a length below 2 as an empty segment.
+      if ((marker >= 0xe0 && marker <= 0xef) || marker === 0xfe || marker === 0xdc) length = 2;
+      else throw corrupt(this.source, `the segment 0xff${hex2(marker)} at byte ${at} has length ${length}`);
+    }
     if (this.pos + length > d.length) {
-      throw truncated(this.source, d.length, `the segment 0xff${hex2(marker)} at byte ${at} needs ${length} bytes`);
+      throw this.truncated(d.length, `the segment 0xff${hex2(marker)} at byte ${at} needs ${length} bytes`);
     }
     return length;
   }
@@ -296,7 +322,7 @@ class JpegDecoder {
       if (h < 1 || h > 4 || v < 1 || v > 4) {
         throw corrupt(this.source, `component ${i + 1} has sampling factors ${h}x${v}; each must be 1 to 4`);
       }
-      components.push({ id, h, v, tq: d[p + 8 + 3 * i], bw: 0, bh: 0, bwMcu: 0, bhMcu: 0, dsW: 0, dsH: 0, plane: EMPTY, coefs: null, quant: null, pred: 0, dc: null, ac: null, scanned: false });
+      components.push({ id, h, v, tq: d[p + 8 + 3 * i], bw: 0, bh: 0, bwMcu: 0, bhMcu: 0, dsW: 0, dsH: 0, plane: EMPTY, coefs: null, quant: null, pred: 0, coefBits: new Int8Array(64).fill(-1), dc: null, ac: null, scanned: false });
     }
     const maxH = Math.max(...components.map((c) => c.h));
     const maxV = Math.max(...components.map((c) => c.v));
@@ -418,6 +444,7 @@ class JpegDecoder {
       c.ac = needAc ? this.huffman(false, tables[i] & 15, at) : null;
       c.pred = 0;
       c.scanned = true;
+      if (frame.progressive) c.coefBits.fill(al, ss, (ss === 0 ? 0 : se) + 1);
     });
     if (this.scans === 0) this.singleScan = count === frame.components.length;
     this.scans++;
@@ -1064,10 +1091,10 @@ function corrupt(source: string, what: string): ImageInputError {
   return new ImageInputError('corrupt', `${source}: corrupt JPEG: ${what}; the file is damaged`, source);
 }
 
-function truncated(source: string, at: number, what = 'the data stops'): ImageInputError {
+function truncated(source: string, at: number, what = 'the data stops', note = ''): ImageInputError {
   return new ImageInputError(
     'corrupt',
-    `${source}: corrupt JPEG: ${what}, but the file ends at byte ${at} before the end-of-image marker; the file is truncated`,
+    `${source}: corrupt JPEG: ${what}, but the file ends at byte ${at} before the end-of-image marker${note}; the file is truncated`,
     source,
   );
 }
