@@ -461,7 +461,7 @@ describe('atomic writes', () => {
   });
 
   async function tempFiles(dir: string): Promise<string[]> {
-    return (await fs.readdir(dir)).filter((n) => n.endsWith('.tmp'));
+    return (await fs.readdir(dir)).filter((n) => /\.tmp-\d+-/.test(n));
   }
 
   it('keeps the old file and leaves no temp file when a tensor fails midway through the write', async () => {

@@ -1,11 +1,13 @@
 /**
  * Atomic file writes: write a temporary file in the target's directory, fsync it, then rename it over the
  * target, so a reader sees either the old file or the complete new one, never a torn write. On failure the
- * temporary file is removed and the old file is left as it was.
+ * temporary file is removed and the old file is left as it was; a temporary left by a killed process (its name
+ * records the pid) is removed by the next save or load of the same file.
  */
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as nodePath from 'node:path';
+import { ownedSuffix, ownerOf, processIsAlive } from './save-lock';
+import { describeWriteFailure } from './write-errors';
 
 /** Writes `data` to `path` atomically (temp file in the same directory, fsync, rename, fsync the directory). */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
@@ -18,14 +20,11 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
 /**
  * Streams a file into place atomically: `write` receives an open handle to a temporary file; when it resolves,
  * the file is fsynced and renamed over `path`. If `write` throws, the temporary file is removed, the old file
- * at `path` is untouched, and the error propagates.
+ * at `path` is untouched, and the error propagates (a file-system error as a WriteError naming `path`).
  */
 export async function withAtomicFile(path: string, write: (file: fs.FileHandle) => Promise<void>): Promise<void> {
   const directory = nodePath.dirname(nodePath.resolve(path));
-  const temporary = nodePath.join(
-    directory,
-    `.${nodePath.basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`,
-  );
+  const temporary = nodePath.join(directory, `${temporaryPrefix(path)}${ownedSuffix()}`);
   let file: fs.FileHandle | undefined;
   try {
     file = await fs.open(temporary, 'wx');
@@ -37,9 +36,10 @@ export async function withAtomicFile(path: string, write: (file: fs.FileHandle) 
   } catch (error) {
     await file?.close().catch(() => undefined);
     await fs.rm(temporary, { force: true }).catch(() => undefined);
-    throw error;
+    throw await describeWriteFailure(error, path);
   }
   await syncDirectory(directory);
+  await removeAbandonedTemporaries(path);
 }
 
 /** Writes every byte (a single write call may write fewer). */
@@ -53,8 +53,25 @@ export async function writeAll(file: fs.FileHandle, bytes: Uint8Array): Promise<
   }
 }
 
-/** Makes the rename durable; not every platform can open a directory (Windows), which is not an error. */
-async function syncDirectory(directory: string): Promise<void> {
+/** `.model.safetensors.tmp-`: what every temporary of `path` starts with, before its owner suffix. */
+function temporaryPrefix(path: string): string {
+  return `.${nodePath.basename(path)}.tmp-`;
+}
+
+/** Removes temporaries of `path` whose writer no longer runs (killed mid-write). Best effort. */
+export async function removeAbandonedTemporaries(path: string): Promise<void> {
+  const directory = nodePath.dirname(nodePath.resolve(path));
+  const prefix = temporaryPrefix(path);
+  const names = await fs.readdir(directory).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const owner = ownerOf(name, prefix);
+    if (owner !== null && !processIsAlive(owner)) await fs.rm(nodePath.join(directory, name), { force: true }).catch(() => undefined);
+  }
+}
+
+/** Makes renames durable; not every platform can open a directory (Windows), which is not an error. */
+export async function syncDirectory(directory: string): Promise<void> {
   let handle: fs.FileHandle | undefined;
   try {
     handle = await fs.open(directory, 'r');

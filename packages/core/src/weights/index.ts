@@ -13,6 +13,8 @@ export {
   type LoadSafetensorsOptions,
 } from './safetensors';
 export { writeFileAtomic, withAtomicFile } from './atomic';
+export { commitDirectory, recoverDirectory, readDirectoryConsistently, type CommitDirectoryOptions } from './directory-commit';
+export { WriteError, describeWriteFailure } from './write-errors';
 export { SafetensorsError, MAX_HEADER_BYTES, type SafetensorsHeader, type TensorEntry } from './header';
 export {
   SAFETENSORS_DTYPES,
@@ -27,6 +29,8 @@ export {
 } from './dtypes';
 export {
   saveShardedSafetensors,
+  writeShardedSafetensors,
+  isCheckpointFile,
   loadShardedSafetensors,
   readSafetensorsIndex,
   planShards,

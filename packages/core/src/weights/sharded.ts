@@ -3,14 +3,15 @@
  * `model.safetensors.index.json` ({"metadata": {"total_size": N}, "weight_map": {name: file}}); a checkpoint
  * that fits one shard is a single `model.safetensors` with no index, as HF writes it.
  *
- * Each file is written atomically and the index last, then stale shards of an earlier save are removed, so a
- * reader sees the old or the new index. A reader racing a save that rewrites same-named shards can still mix
- * shards; save into a fresh directory when that matters.
+ * A save replaces the folder's checkpoint as one unit (directory-commit.ts): killed at any moment, or racing
+ * another save, the folder loads as the old checkpoint or the new one, never a mix; other files in the folder
+ * are left alone. A load finishes an interrupted save first and re-reads if a save landed while it read.
  */
 import type * as tf from '@tensorflow/tfjs';
 import { promises as fs } from 'node:fs';
 import * as nodePath from 'node:path';
-import { writeFileAtomic } from './atomic';
+import { removeAbandonedTemporaries, writeFileAtomic } from './atomic';
+import { commitDirectory, readDirectoryConsistently, recoverDirectory } from './directory-commit';
 import { SafetensorsError, setOwn } from './header';
 import {
   fileByteLength,
@@ -82,15 +83,36 @@ export function planShards(
   return { shards, totalSize };
 }
 
-/** Saves tensors as a (possibly) sharded checkpoint in `directory` (created if needed). */
+/**
+ * Saves tensors as a (possibly) sharded checkpoint in `directory` (created if needed), replacing the checkpoint
+ * of the same prefix already there as one unit.
+ */
 export async function saveShardedSafetensors(
   directory: string,
   tensors: Record<string, tf.Tensor>,
   options: SaveShardedOptions = {},
 ): Promise<ShardedSaveResult> {
   const prefix = options.prefix ?? 'model';
+  const result = await commitDirectory(directory, (staging) => writeShardedSafetensors(staging, tensors, options), {
+    stale: (written, existing) => existing.filter((name) => isCheckpointFile(name, prefix) && !written.includes(name)),
+    last: [indexFileName(prefix)],
+    what: 'save the checkpoint',
+  });
+  return { ...result, indexPath: result.indexPath && nodePath.join(directory, nodePath.basename(result.indexPath)) };
+}
+
+/**
+ * Writes the shard files and the index into `directory` without the all-or-nothing commit: the building block
+ * for a save that writes more files into the same version (an HF export's config and tokenizer), which runs it
+ * inside commitDirectory's staging folder.
+ */
+export async function writeShardedSafetensors(
+  directory: string,
+  tensors: Record<string, tf.Tensor>,
+  options: SaveShardedOptions = {},
+): Promise<ShardedSaveResult> {
+  const prefix = options.prefix ?? 'model';
   const { shards, totalSize } = planShards(tensors, options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES, options);
-  await fs.mkdir(directory, { recursive: true });
   const files = shards.length === 1 ? [`${prefix}.safetensors`] : shards.map((_, i) => shardFileName(prefix, i, shards.length));
   const weightMap: Record<string, string> = {};
   for (let i = 0; i < shards.length; i++) {
@@ -106,19 +128,14 @@ export async function saveShardedSafetensors(
     indexPath = nodePath.join(directory, indexFileName(prefix));
     const index = { metadata: { ...options.metadata, total_size: totalSize }, weight_map: weightMap };
     await writeFileAtomic(indexPath, `${JSON.stringify(index, null, 2)}\n`);
-  } else {
-    await fs.rm(nodePath.join(directory, indexFileName(prefix)), { force: true });
   }
-  await removeStaleShards(directory, prefix, new Set(files));
   return { files, indexPath, totalSize };
 }
 
-async function removeStaleShards(directory: string, prefix: string, keep: Set<string>): Promise<void> {
+/** The files a checkpoint of this prefix consists of: `<prefix>.safetensors`, its shards and its index. */
+export function isCheckpointFile(name: string, prefix = 'model'): boolean {
   const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const ours = new RegExp(`^${escaped}(-\\d{5}-of-\\d{5})?\\.safetensors$`);
-  for (const name of await fs.readdir(directory)) {
-    if (ours.test(name) && !keep.has(name)) await fs.rm(nodePath.join(directory, name), { force: true });
-  }
+  return new RegExp(`^${escaped}(-\\d{5}-of-\\d{5})?\\.safetensors$`).test(name) || name === indexFileName(prefix);
 }
 
 /** Reads and checks an index file's structure (not the shards). */
@@ -170,25 +187,37 @@ export interface LoadShardedOptions {
  * Loads a checkpoint directory: through `<prefix>.safetensors.index.json` when present (checking that every
  * listed shard exists and holds exactly the tensors the index assigns to it), else `<prefix>.safetensors`.
  * A path to a `.safetensors` or `.index.json` file works too. Metadata is the union of the shards' metadata.
+ * An interrupted save into the folder is finished first, and leftovers of killed saves are removed.
  */
 export async function loadShardedSafetensors(path: string, options: LoadShardedOptions = {}): Promise<SafetensorsContents> {
   const prefix = options.prefix ?? 'model';
   const stat = await fs.stat(path).catch(() => null);
-  if (!stat) throw new SafetensorsError(`${path}: no such checkpoint file or directory`);
-  let indexPath: string;
-  if (stat.isDirectory()) {
-    indexPath = nodePath.join(path, indexFileName(prefix));
-    if (!(await exists(indexPath))) {
-      const single = nodePath.join(path, `${prefix}.safetensors`);
-      if (await exists(single)) return loadSafetensors(single, options);
-      throw new SafetensorsError(`${path}: holds neither ${indexFileName(prefix)} nor ${prefix}.safetensors`);
-    }
-  } else if (path.endsWith('.json')) {
-    indexPath = path;
-  } else {
-    return loadSafetensors(path, options);
+  if (stat?.isDirectory()) {
+    return readDirectoryConsistently(path, () => loadFromDirectory(path, prefix, options), disposeContents);
   }
+  if (stat === null) {
+    // A folder whose save was killed between its moves has its files back once recovered.
+    await recoverDirectory(nodePath.dirname(path));
+    if (!(await fs.stat(path).catch(() => null))) throw new SafetensorsError(`${path}: no such checkpoint file or directory`);
+  }
+  if (path.endsWith('.json')) {
+    const directory = nodePath.dirname(path);
+    return readDirectoryConsistently(directory, () => loadThroughIndex(path, options), disposeContents);
+  }
+  await recoverDirectory(nodePath.dirname(path));
+  await removeAbandonedTemporaries(path);
+  return loadSafetensors(path, options);
+}
 
+async function loadFromDirectory(path: string, prefix: string, options: LoadShardedOptions): Promise<SafetensorsContents> {
+  const indexPath = nodePath.join(path, indexFileName(prefix));
+  if (await exists(indexPath)) return loadThroughIndex(indexPath, options);
+  const single = nodePath.join(path, `${prefix}.safetensors`);
+  if (await exists(single)) return loadSafetensors(single, options);
+  throw new SafetensorsError(`${path}: holds neither ${indexFileName(prefix)} nor ${prefix}.safetensors`);
+}
+
+async function loadThroughIndex(indexPath: string, options: LoadShardedOptions): Promise<SafetensorsContents> {
   const directory = nodePath.dirname(indexPath);
   const { weightMap } = await readSafetensorsIndex(indexPath);
   const claimed = new Map<string, string[]>();
@@ -243,6 +272,10 @@ export async function loadShardedSafetensors(path: string, options: LoadShardedO
     throw error;
   }
   return { tensors, metadata };
+}
+
+function disposeContents(contents: SafetensorsContents): void {
+  for (const t of Object.values(contents.tensors)) t.dispose();
 }
 
 async function exists(path: string): Promise<boolean> {
