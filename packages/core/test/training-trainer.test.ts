@@ -286,7 +286,7 @@ describe.each(TEST_BACKENDS)('Trainer on %s', (backend) => {
     await expect(b.trainer.fit()).rejects.toThrow(/simulated crash/);
     b.trainer.dispose();
     b.model.dispose();
-    expect(listCheckpoints(join(rootB, 'ckpt')).map((c) => c.step)).toEqual([3, 6]);
+    expect((await listCheckpoints(join(rootB, "ckpt"))).map((c) => c.step)).toEqual([3, 6]);
     expect(readMetrics(join(rootB, 'metrics.jsonl')).map((m) => m.step)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
 
     // The dropout actually draws from the global RNG: a resume that did not restore it would diverge.
@@ -312,7 +312,7 @@ describe.each(TEST_BACKENDS)('Trainer on %s', (backend) => {
     const strip = (ms: StepMetrics[]) => ms.map(({ step, loss, lr, gradNorm, skipped }) => ({ step, loss, lr, gradNorm, skipped }));
     expect(strip(readMetrics(join(rootB, 'metrics.jsonl')))).toEqual(strip(readMetrics(join(rootA, 'metrics.jsonl'))));
     // keepLast 2: the final checkpoint (10) and the one at 9.
-    expect(listCheckpoints(join(rootB, 'ckpt')).map((x) => x.step)).toEqual([9, 10]);
+    expect((await listCheckpoints(join(rootB, "ckpt"))).map((x) => x.step)).toEqual([9, 10]);
     c.trainer.dispose();
     c.model.dispose();
   });
@@ -329,7 +329,7 @@ describe.each(TEST_BACKENDS)('Trainer on %s', (backend) => {
     expect(readdirSync(root).sort()).toEqual(['step-00000001']);
     // Folders without trainer.json (a foreign or incomplete folder) are never taken for a checkpoint.
     mkdirSync(join(root, 'step-00000009'));
-    expect(latestCheckpoint(root)).toBe(join(root, 'step-00000001'));
+    expect(await latestCheckpoint(root)).toBe(join(root, 'step-00000001'));
     expect(existsSync(join(root, 'step-00000001', 'model.safetensors'))).toBe(true);
     model.dispose();
   });

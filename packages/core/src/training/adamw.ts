@@ -197,25 +197,35 @@ export class AdamW {
   }
 
   /**
-   * Restores a state saved by getState (values are copied; the caller keeps the given tensors). Every
-   * parameter must be present with the right shapes; nothing changes unless the whole state is valid.
+   * What keeps `state` from fitting this optimizer (missing, unexpected or wrong-shape moments, bad step
+   * counts), one line each; empty when it fits. Lets a caller validate every part of a checkpoint before
+   * applying any of it.
    */
-  setState(state: AdamWState): void {
+  checkState(state: AdamWState): string[] {
     this.assertLive();
     const problems: string[] = [];
     const expected = new Set<string>();
     for (const slot of this.slots) {
       for (const [key, target] of [[`${slot.name}.exp_avg`, slot.expAvg], [`${slot.name}.exp_avg_sq`, slot.expAvgSq]] as const) {
         expected.add(key);
-        const given = state.tensors[key];
+        const given = Object.hasOwn(state.tensors, key) ? state.tensors[key] : undefined;
         if (!given) problems.push(`missing ${key}`);
         else if (!sameShape(given.shape, target.shape)) problems.push(`${key}: expected [${target.shape}], got [${given.shape}]`);
       }
-      const steps = state.paramSteps[slot.name];
+      const steps = Object.hasOwn(state.paramSteps, slot.name) ? state.paramSteps[slot.name] : undefined;
       if (!(Number.isInteger(steps) && steps! >= 0)) problems.push(`missing or invalid step count for ${slot.name}`);
     }
     for (const key of Object.keys(state.tensors)) if (!expected.has(key)) problems.push(`unexpected ${key}`);
     if (!(Number.isInteger(state.step) && state.step >= 0)) problems.push(`invalid step ${state.step}`);
+    return problems;
+  }
+
+  /**
+   * Restores a state saved by getState (values are copied; the caller keeps the given tensors). Every
+   * parameter must be present with the right shapes; nothing changes unless the whole state is valid.
+   */
+  setState(state: AdamWState): void {
+    const problems = this.checkState(state);
     if (problems.length > 0) {
       throw new Error(
         `AdamW.setState: the state does not fit this optimizer's parameters (${problems.length} problem(s)):\n  ` +

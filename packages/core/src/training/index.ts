@@ -7,7 +7,10 @@ export { ProgressDisplay, progressWanted, type ProgressOptions, type ProgressFie
 export {
   saveTrainingCheckpoint,
   loadTrainingCheckpoint,
+  readTrainingCheckpoint,
   readTrainerState,
+  CheckpointDamagedError,
+  type ReadCheckpoint,
   checkpointTensors,
   checkpointDirName,
   listCheckpoints,

@@ -4,18 +4,23 @@
  * checkpoints from which a resumed run continues exactly (weights, moments, step and global RNG state).
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import type { Module } from '../nn/module';
 import { globalRandom, manualSeed } from '../runtime/random';
-import { accumulateGradients } from './accumulate';
+import { accumulateGradients, isThenable, swallowRejection } from './accumulate';
 import { AdamW, type AdamWOptions } from './adamw';
+import { recoverDirectory } from '../weights/directory-commit';
 import {
+  assertKeepLast,
+  CHECKPOINT_FILES,
+  CheckpointDamagedError,
   checkpointDirName,
-  latestCheckpoint,
-  loadTrainingCheckpoint,
+  listCheckpoints,
   pruneCheckpoints,
+  readTrainingCheckpoint,
   saveTrainingCheckpoint,
+  type ReadCheckpoint,
   type TrainerState,
 } from './checkpoint-state';
 import { clipByGlobalNorm, globalNorm } from './clip';
@@ -34,7 +39,7 @@ export interface CheckpointOptions {
   dir: string;
   /** Save every this many steps (and always at the end of fit). */
   every: number;
-  /** Keep only the newest this many checkpoints (default 2). */
+  /** Keep only the newest this many checkpoints (default 2; at least 1). */
   keepLast?: number;
 }
 
@@ -111,6 +116,8 @@ export class Trainer<M extends Module, B> {
     if (!(Number.isInteger(options.steps) && options.steps >= 0)) {
       throw new Error(`Trainer: steps must be an integer >= 0, got ${options.steps}`);
     }
+    checkSynchronous(options.loss, 'loss');
+    checkSynchronous(options.batchAt, 'batchAt');
     this.accumulationSteps = options.accumulationSteps ?? 1;
     if (!(Number.isInteger(this.accumulationSteps) && this.accumulationSteps >= 1)) {
       throw new Error(`Trainer: accumulationSteps must be an integer >= 1, got ${this.accumulationSteps}`);
@@ -125,6 +132,7 @@ export class Trainer<M extends Module, B> {
     if (every !== undefined && !(Number.isInteger(every) && every >= 1)) {
       throw new Error(`Trainer: checkpoint.every must be an integer >= 1, got ${every}`);
     }
+    if (options.checkpoint?.keepLast !== undefined) assertKeepLast(options.checkpoint.keepLast, 'Trainer: checkpoint');
     if (options.optimizer instanceof AdamW) {
       this.optimizer = options.optimizer;
       this.ownsOptimizer = false;
@@ -165,9 +173,18 @@ export class Trainer<M extends Module, B> {
     const lr = this.optimizer.learningRateAt(step);
     const variables = this.model.trainableVariables();
     const { loss, grads } = accumulateGradients(
-      (microStep) => this.options.loss(this.model, this.options.batchAt(step, microStep), { step, microStep }),
+      (microStep) => {
+        const batch = this.options.batchAt(step, microStep);
+        if (isThenable(batch)) {
+          swallowRejection(batch);
+          throw new Error(`Trainer: step ${step}: batchAt(${step}, ${microStep}) returned a Promise; ${SYNC_BATCH}`);
+        }
+        return this.options.loss(this.model, batch, { step, microStep });
+      },
       variables,
       this.accumulationSteps,
+      'mean',
+      `Trainer: step ${step}`,
     );
     let gradNorm = NaN;
     let skipReason: string | null = null;
@@ -269,17 +286,50 @@ export class Trainer<M extends Module, B> {
 
   /**
    * Continues from a checkpoint: `path` is a checkpoint folder or a root holding step-* folders (the newest
-   * complete one is used). Restores weights, optimizer moments, step, skip counts and the global RNG state.
-   * Call on a freshly built trainer before training. Returns the step the run continues from.
+   * intact one is used: a damaged newer one is skipped with a warning on stderr). Restores weights, optimizer
+   * moments, step, skip counts and the global RNG state, all or nothing: every file is read and checked before
+   * anything changes. Call on a freshly built trainer before training. Returns the step the run continues from.
    */
   async resume(path: string): Promise<number> {
     if (this.started) throw new Error('Trainer.resume: call before the first trainStep/fit of this trainer');
-    const dir = existsSync(join(path, 'trainer.json')) ? path : latestCheckpoint(path);
-    if (!dir) throw new Error(`Trainer.resume: no complete checkpoint in ${path} (expected trainer.json or step-* folders)`);
-    const state = await loadTrainingCheckpoint(dir, { model: this.model, optimizer: this.optimizer });
-    if (state.step > this.options.steps) {
-      throw new Error(`Trainer.resume: checkpoint ${dir} is at step ${state.step}, beyond this run's steps (${this.options.steps}); raise steps`);
+    const parts = { model: this.model, optimizer: this.optimizer };
+    await recoverDirectory(path);
+    const single = await fs.stat(join(path, CHECKPOINT_FILES.trainer)).then(() => true, () => false);
+    const candidates = single ? [path] : (await listCheckpoints(path)).map((c) => c.dir).reverse();
+    if (candidates.length === 0) {
+      const exists = await fs.stat(path).then(() => true, () => false);
+      throw new Error(
+        exists
+          ? `Trainer.resume: no complete checkpoint in ${path} (expected trainer.json or step-* folders holding it)`
+          : `Trainer.resume: ${path} does not exist; pass a checkpoint folder or the checkpoint.dir of an earlier run`,
+      );
     }
+    const damaged: string[] = [];
+    let checkpoint: ReadCheckpoint | null = null;
+    for (const dir of candidates) {
+      try {
+        checkpoint = await readTrainingCheckpoint(dir, parts);
+        break;
+      } catch (error) {
+        // A checkpoint that does not fit the model is the caller's mistake: say so rather than fall back.
+        if (!(error instanceof CheckpointDamagedError) || single) throw error;
+        damaged.push(error.message);
+      }
+    }
+    if (!checkpoint) {
+      throw new Error(`Trainer.resume: every checkpoint in ${path} is damaged:\n  ${damaged.join('\n  ')}`);
+    }
+    if (checkpoint.state.step > this.options.steps) {
+      checkpoint.dispose();
+      throw new Error(
+        `Trainer.resume: checkpoint ${checkpoint.dir} is at step ${checkpoint.state.step}, beyond this run's steps (${this.options.steps}); raise steps`,
+      );
+    }
+    if (damaged.length > 0) {
+      console.warn(`Trainer.resume: skipped ${damaged.length} damaged checkpoint(s), resuming from ${checkpoint.dir}:\n  ${damaged.join('\n  ')}`);
+    }
+    const { state } = checkpoint;
+    checkpoint.apply();
     this.currentStep = state.step;
     this.skippedSteps = state.skippedSteps;
     this.consecutiveSkips = state.consecutiveSkips;
@@ -299,6 +349,24 @@ export class Trainer<M extends Module, B> {
     if (!this.resumed && this.options.seed !== undefined) manualSeed(this.options.seed);
     // A fresh run starts a fresh file; a resumed one drops lines logged after its checkpoint.
     if (this.options.metricsPath) this.metrics = new MetricsLog(this.options.metricsPath, { resumeAtStep: this.currentStep });
+  }
+}
+
+const SYNC_BATCH =
+  "it must return the batch synchronously, because it runs inside the step's gradient scope, which frees the tensors " +
+  'it makes when the step ends. Load or decode the data up front (await it before fit(), keep it as plain arrays) and ' +
+  'build the tensors in a synchronous batchAt.';
+
+const SYNC_LOSS =
+  'it must return a tf.Scalar synchronously, because gradients are recorded only while it runs. Prepare the data up ' +
+  'front (await it before fit(), keep it as plain arrays) and do not await inside the loss.';
+
+/** loss and batchAt run inside a synchronous gradient scope: refuse async functions before the first step. */
+function checkSynchronous(fn: unknown, name: 'loss' | 'batchAt'): void {
+  const signature = name === 'loss' ? '(model, batch, context) => tf.Scalar' : '(step, microStep) => batch';
+  if (typeof fn !== 'function') throw new Error(`Trainer: ${name} must be a function ${signature}, got ${fn === null ? 'null' : typeof fn}`);
+  if (fn.constructor?.name === 'AsyncFunction' || fn.constructor?.name === 'AsyncGeneratorFunction') {
+    throw new Error(`Trainer: ${name} is an async function, but ${name === 'loss' ? SYNC_LOSS : SYNC_BATCH}`);
   }
 }
 
