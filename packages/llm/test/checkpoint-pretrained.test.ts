@@ -508,6 +508,15 @@ describe('loadPretrained checks config.json against the weights before building 
     await expect(loadPretrained(huge)).rejects.toThrow(/config\.json \(model_type "llama"\) describes an invalid model: [\s\S]*vocabSize must be at most 2147483647, got 2147483648/);
   });
 
+  it('names the index file whatever core throws for it (a weight_map nested 5000 deep)', async () => {
+    const dir = freshDir('deep-index');
+    await writeHFCheckpoint(dir, tinyLlama());
+    writeFileSync(join(dir, 'model.safetensors.index.json'), `{"weight_map": {"a": ${'['.repeat(5000)}1${']'.repeat(5000)}}}`);
+    const error = await loadPretrained(dir).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toContain(join(dir, 'model.safetensors.index.json'));
+  });
+
   it('fails in well under a second and 200 MB in a fresh process (built dist; measured with maxRSS)', async () => {
     const dist = join(__dirname, '..', 'dist', 'index.js');
     const source = join(__dirname, '..', 'src', 'checkpoint', 'load-pretrained.ts');

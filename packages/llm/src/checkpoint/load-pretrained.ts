@@ -473,7 +473,11 @@ async function readCheckpointLayout(dir: string): Promise<Map<string, FileTensor
   const files: string[] = [];
   let assigned: Record<string, string> | null = null;
   if (await isFile(indexPath)) {
-    const { weightMap } = await readSafetensorsIndex(indexPath);
+    const { weightMap } = await readSafetensorsIndex(indexPath).catch((error: unknown) => {
+      // core's errors name the index; anything else (a RangeError on a hostile index) gets the name added.
+      const message = error instanceof Error ? error.message : String(error);
+      throw new Error(message.includes(indexPath) ? `loadPretrained: ${message}` : `loadPretrained: ${indexPath}: ${message}`);
+    });
     assigned = weightMap;
     files.push(...new Set(Object.values(weightMap)));
   } else if (await isFile(nodePath.join(dir, 'model.safetensors'))) {
