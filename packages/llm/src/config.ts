@@ -189,8 +189,10 @@ const HF_DEFAULTS: Record<LlamaModelType, { maxPositionEmbeddings: number }> = {
 };
 
 /**
- * Reads an HF config.json object (model_type llama, qwen2 or qwen3; SmolLM is llama). Errors name the key and
- * the file's value. Qwen2 always has q/k/v biases; Qwen3 has RMS QK-norm. Unknown keys are ignored.
+ * Reads an HF config.json object (model_type llama, qwen2 or qwen3; SmolLM is llama). Errors name `source` (the
+ * file), the key and the file's value. Qwen2 always has q/k/v biases; Qwen3 has RMS QK-norm. Unknown keys are
+ * ignored, and only the object's own keys count ("__proto__" or "constructor" in a file is just an unknown key).
+ * Integers must be exact (JSON.parse rounds past 2^53) and sizes at most MAX_CONFIG_SIZE.
  */
 export function configFromHF(json: unknown, source = 'config.json'): LlamaConfig {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
