@@ -69,6 +69,8 @@ export interface InputOptions {
   onOversize?: OversizePolicy;
   /** Colour transparent pixels are composited on when decoding (default white). */
   background?: AlphaBackground;
+  /** Memory budget of one decode in bytes (default 256 MiB; see DecodeOptions.maxDecodeBytes). */
+  maxDecodeBytes?: number;
 }
 
 interface BaseOptions {
@@ -269,6 +271,7 @@ function inputLoader(options: BaseOptions, preset: Normalization): ImageProcesso
     maxPixels: options.input?.maxPixels,
     onOversize: options.input?.onOversize,
     background: options.input?.background,
+    maxDecodeBytes: options.input?.maxDecodeBytes,
   });
 }
 
@@ -338,6 +341,7 @@ function towerModality(options: ViTModeOptions | NativeModeOptions | TilesModeOp
           maxPixels: options.input?.maxPixels,
           onOversize: options.input?.onOversize,
           background: options.input?.background,
+          maxDecodeBytes: options.input?.maxDecodeBytes,
         }))
       : null;
   const tiles = mode === 'tiles' ? (options as TilesModeOptions) : null;

@@ -10,7 +10,7 @@ import { decodeImage, decodeImageSync } from '../src/image/decode';
 import { ImageInputError } from '../src/image/errors';
 import { detectImageFormat, readImageHeader } from '../src/image/header';
 import { imageFromPixels } from '../src/image/pixels';
-import { blend, crc32, encodePng, fixturePattern, pngChunk, randomBytes, readFixture } from './image-fixtures';
+import { assemblePng, blend, crc32, encodePng, fixturePattern, pngChunk, pngParts, randomBytes, readFixture, type PngSpec } from './image-fixtures';
 
 /** Expects `fn` to throw an ImageInputError with `code` whose message matches `pattern`. */
 function expectImageError(fn: () => unknown, code: string, pattern: RegExp): ImageInputError {
@@ -275,7 +275,7 @@ describe('bad files', () => {
     }
     const flipped = good.slice();
     flipped[50] ^= 0x40; // inside IDAT: the CRC no longer matches
-    expectImageError(() => decodeImageSync(flipped), 'corrupt', /corrupt PNG: the file is damaged or truncated \(decoder said: /);
+    expectImageError(() => decodeImageSync(flipped), 'corrupt', /corrupt PNG: the 'IDAT' chunk at byte 33 fails its CRC check \(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\)/);
     const jpg = readFixture('progressive.jpg');
     for (const cut of [jpg.length - 1, jpg.length - 2, Math.floor(jpg.length / 2), 150, 10, 3]) {
       expectImageError(() => decodeImageSync(jpg.subarray(0, cut)), 'corrupt', /corrupt JPEG/);
@@ -290,15 +290,18 @@ describe('bad files', () => {
     expectImageError(() => decodeImageSync(without), 'corrupt', /corrupt PNG/);
   });
 
-  it('bounds the inflated size of interlaced PNGs (pngjs inflates them without a limit)', () => {
-    const bytes = encodePng({ width: 9, height: 9, colorType: 0, bitDepth: 8, samples: new Uint8Array(81), interlace: true });
-    const chunks = splitChunks(bytes);
-    const bomb = pngChunk('IDAT', deflateSync(new Uint8Array(1_000_000)));
-    const swapped = concat([bytes.subarray(0, 8), ...chunks.map((c) => (c.type === 'IDAT' ? bomb : c.bytes))]);
-    expectImageError(() => decodeImageSync(swapped), 'corrupt', /interlaced image data inflates to more than the \d+ bytes/);
+  it('bounds the inflated size: a zlib bomb in IDAT is refused at the size the header implies', () => {
+    for (const interlace of [false, true]) {
+      const bytes = encodePng({ width: 9, height: 9, colorType: 0, bitDepth: 8, samples: new Uint8Array(81), interlace });
+      const chunks = splitChunks(bytes);
+      const bomb = pngChunk('IDAT', deflateSync(new Uint8Array(1_000_000)));
+      const swapped = concat([bytes.subarray(0, 8), ...chunks.map((c) => (c.type === 'IDAT' ? bomb : c.bytes))]);
+      const expected = interlace ? 100 : 90; // filtered scanlines with their filter bytes
+      expectImageError(() => decodeImageSync(swapped), 'corrupt', new RegExp(`image data inflates to more than the ${expected} bytes the header implies`));
+    }
   });
 
-  it('refuses unsupported JPEG codings and CMYK without the Adobe marker', () => {
+  it('refuses unsupported JPEG codings; reads CMYK without the Adobe marker as libjpeg and PIL do', () => {
     const jpg = readFixture('gray.jpg').slice();
     jpg[findMarker(jpg, 0xc0) - 1] = 0xc9; // SOF0 -> SOF9 (arithmetic)
     expectImageError(() => decodeImageSync(jpg), 'unsupported', /arithmetic-coded.*SOF9.*re-encode/);
@@ -309,7 +312,146 @@ describe('bad files', () => {
     const app14 = findMarker(cmyk, 0xee);
     const length = (cmyk[app14] << 8) | cmyk[app14 + 1];
     const stripped = concat([cmyk.subarray(0, app14 - 2), cmyk.subarray(app14 + length)]);
-    expectImageError(() => decodeImageSync(stripped), 'unsupported', /unsupported JPEG.*4 components/);
+    // Without the marker libjpeg assumes plain CMYK and PIL reads it as Adobe (inverted) CMYK: the same pixels as
+    // the file's Adobe marker with transform 0 says.
+    expect(decodeImageSync(stripped).data).toEqual(decodeImageSync(cmyk).data);
+    // A 2-component frame (gray.jpg's frame header with a second component added): PIL refuses these too.
+    const gray = readFixture('gray.jpg');
+    const sof = findMarker(gray, 0xc0);
+    const frame = gray.slice(sof - 2, sof + 11);
+    frame.set([0, 14], 2);
+    frame[9] = 2;
+    const twoComponents = concat([gray.subarray(0, sof - 2), frame, new Uint8Array([2, 0x11, 0]), gray.subarray(sof + 9)]);
+    expectImageError(() => decodeImageSync(twoComponents), 'unsupported', /2 components; only gray \(1\), YCbCr\/RGB \(3\) and CMYK\/YCCK \(4\)/);
+  });
+});
+
+describe('PNG: image data that does not match its header is refused, the same way every time', () => {
+  const spec: PngSpec = { width: 16, height: 12, colorType: 2, bitDepth: 8, samples: randomBytes(16 * 12 * 3, 7), filters: [0, 1, 2, 3, 4] };
+  const parts = pngParts(spec); // 12 rows of 1 + 48 bytes
+  const build = (raw: Uint8Array, damage: (z: Uint8Array) => Uint8Array = (z) => z) =>
+    assemblePng(parts.head, damage(new Uint8Array(deflateSync(raw))));
+
+  it('decodes every filter type exactly', () => {
+    expect(parts.raw.length).toBe(588);
+    expect(decodeImageSync(build(parts.raw)).data).toEqual(new Uint8Array(spec.samples as Uint8Array));
+  });
+
+  it('refuses short image data instead of filling rows from memory (another image\'s, or different each call)', () => {
+    const short = build(parts.raw.subarray(0, 441)); // 9 of the 12 rows, in a valid zlib stream
+    const other = encodePng({ ...spec, samples: randomBytes(576, 8) });
+    const messages = new Set<string>();
+    for (let i = 0; i < 5; i++) {
+      decodeImageSync(other); // a previous decode's rows must not leak into the next
+      const err = expectImageError(() => decodeImageSync(short), 'corrupt', /the image data inflates to 441 bytes, but the 16x12 image the header declares needs 588/);
+      messages.add(err.message);
+    }
+    expect(messages.size).toBe(1);
+  });
+
+  it('refuses a truncated zlib stream, a bad Adler-32 checksum, invalid deflate codes and excess data', () => {
+    expectImageError(() => decodeImageSync(build(parts.raw, (z) => z.subarray(0, z.length - 2))), 'corrupt', /compressed image data is cut short/);
+    expectImageError(() => decodeImageSync(build(parts.raw, (z) => z.subarray(0, z.length >> 1))), 'corrupt', /compressed image data is cut short/);
+    expectImageError(
+      () => decodeImageSync(build(parts.raw, (z) => Object.assign(z.slice(), { [z.length - 1]: z[z.length - 1] ^ 1 }))),
+      'corrupt',
+      /fails its Adler-32 checksum/,
+    );
+    // The first deflate block header: BFINAL = 1, BTYPE = 3, a block type that does not exist.
+    expectImageError(() => decodeImageSync(build(parts.raw, (z) => Object.assign(z.slice(), { 2: 0x07 }))), 'corrupt', /not a valid zlib stream \(zlib: invalid block type\)/);
+    const extra = concat([parts.raw, new Uint8Array(49)]);
+    expectImageError(() => decodeImageSync(build(extra)), 'corrupt', /inflates to more than the 588 bytes the header implies/);
+  });
+
+  it('refuses filter types above 4 and palette indices beyond the palette', () => {
+    const raw = parts.raw.slice();
+    raw[3 * 49] = 5; // row 3's filter byte
+    expectImageError(() => decodeImageSync(build(raw)), 'corrupt', /row 3 has filter type 5; only 0-4 exist/);
+    const palette: [number, number, number][] = [[255, 0, 0], [0, 255, 0], [0, 0, 255]];
+    const indexed = encodePng({ width: 4, height: 2, colorType: 3, bitDepth: 2, samples: [0, 1, 2, 3, 0, 1, 2, 2], palette });
+    expectImageError(() => decodeImageSync(indexed), 'corrupt', /pixel \(3, 0\) uses palette index 3, but the PLTE chunk has 3 entries/);
+  });
+
+  it('checks chunk order and presence; skips unknown ancillary chunks, refuses unknown critical ones', () => {
+    const bytes = encodePng({ ...spec, idatChunks: 2 });
+    const chunks = splitChunks(bytes);
+    const at = (type: string) => chunks.findIndex((c) => c.type === type);
+    const rebuild = (list: Uint8Array[]) => concat([bytes.subarray(0, 8), ...list]);
+    const idats = chunks.filter((c) => c.type === 'IDAT').map((c) => c.bytes);
+    const others = chunks.filter((c) => c.type !== 'IDAT' && c.type !== 'IEND').map((c) => c.bytes);
+    const iend = chunks[at('IEND')].bytes;
+    const text = pngChunk('tEXt', new TextEncoder().encode('Comment\0hello'));
+    expect(decodeImageSync(rebuild([...others, text, ...idats, text, iend])).data).toEqual(decodeImageSync(bytes).data);
+    expectImageError(() => decodeImageSync(rebuild([...others, idats[0], text, idats[1], iend])), 'corrupt', /IDAT chunks must be consecutive/);
+    expectImageError(() => decodeImageSync(rebuild([...others, ...idats])), 'corrupt', /ends at byte \d+ before the IEND chunk \(it is truncated\)/);
+    expectImageError(() => decodeImageSync(rebuild([...others, pngChunk('ZZZZ', new Uint8Array(1)), ...idats, iend])), 'unsupported', /unknown critical chunk 'ZZZZ'/);
+  });
+
+  it('reads tRNS as PIL does where that is unambiguous, and refuses it where decoders differ', () => {
+    const palette: [number, number, number][] = [[200, 0, 0], [0, 200, 0]];
+    const base = { width: 2, height: 1, colorType: 3, bitDepth: 8, samples: [0, 1], palette } as const;
+    // Alphas beyond the palette are never used (PIL reads the same).
+    const long = decodeImageSync(encodePng({ ...base, trns: [0, 255, 7, 7] }));
+    expect(Array.from(long.data)).toEqual([255, 255, 255, 0, 200, 0]);
+    const parts2 = pngParts({ ...base, trns: [0] });
+    const [ihdr, plte, trns] = parts2.head;
+    const z = new Uint8Array(deflateSync(parts2.raw));
+    expectImageError(() => decodeImageSync(assemblePng([ihdr, trns, plte], z)), 'corrupt', /the tRNS chunk at byte 33 comes before PLTE/);
+    const late = concat([assemblePng([ihdr, plte], z).subarray(0, -12), pngChunk('tRNS', new Uint8Array([0])), pngChunk('IEND', new Uint8Array(0))]);
+    expectImageError(() => decodeImageSync(late), 'corrupt', /the tRNS chunk at byte \d+ comes after the image data/);
+    const gray = pngParts({ width: 1, height: 1, colorType: 0, bitDepth: 8, samples: [9], trns: [9] });
+    const shortKey = { type: 'tRNS', data: new Uint8Array([9]) };
+    expectImageError(() => decodeImageSync(assemblePng([gray.head[0], shortKey], new Uint8Array(deflateSync(gray.raw)))), 'corrupt', /holds 1 bytes; a colour key of this colour type needs 2/);
+  });
+});
+
+describe('JPEG: damage libjpeg would conceal is refused', () => {
+  const baseline = () => new Uint8Array(readFixture('fuzz/baseline-444.jpg'));
+  const scanStart = (jpg: Uint8Array) => {
+    const sos = findMarker(jpg, 0xda);
+    return sos + ((jpg[sos] << 8) | jpg[sos + 1]);
+  };
+
+  it('refuses a scan whose data stops at a marker before its last block (libjpeg pads it with zero bits)', () => {
+    const jpg = baseline();
+    const start = scanStart(jpg);
+    const cut = concat([jpg.subarray(0, start + 20), jpg.subarray(start + 80)]);
+    expectImageError(() => decodeImageSync(cut), 'corrupt', /the data of scan 1 ends at marker 0xffd9 \(byte \d+\) before its last block; bytes are missing/);
+  });
+
+  it('refuses bits that are no Huffman code (libjpeg substitutes a zero)', () => {
+    const jpg = baseline();
+    const start = scanStart(jpg);
+    jpg.set([0xff, 0x00, 0xff, 0x00, 0xff, 0x00], start); // 24 one-bits: no code is all ones
+    expectImageError(() => decodeImageSync(jpg), 'corrupt', /scan 1 holds a bit sequence at byte \d+ that is no code of its Huffman table/);
+  });
+
+  it('refuses a missing restart marker (libjpeg resynchronises, dropping or inventing blocks)', () => {
+    const jpg = new Uint8Array(readFixture('fuzz/restart-420.jpg'));
+    const rst = findMarker(jpg, 0xd0) - 2;
+    expect(decodeImageSync(jpg).width).toBe(40);
+    expectImageError(() => decodeImageSync(concat([jpg.subarray(0, rst), jpg.subarray(rst + 2)])), 'corrupt', /scan 1 expects restart marker RST0 at byte \d+ but finds 0xffd1/);
+  });
+
+  it('refuses a progressive file whose scans never complete every coefficient (libjpeg would smooth the gap)', () => {
+    const jpg = new Uint8Array(readFixture('fuzz/progressive-420.jpg'));
+    let last = 0;
+    for (let i = 2; i < jpg.length - 1; i++) if (jpg[i] === 0xff && jpg[i + 1] === 0xda) last = i;
+    const dropped = concat([jpg.subarray(0, last), new Uint8Array([0xff, 0xd9])]);
+    expectImageError(() => decodeImageSync(dropped), 'corrupt', /the progressive scans stop before coefficient \d+ of component \d is complete \((never coded|\d bit\(s\) short)\); scans are missing/);
+  });
+
+  it('refuses truncated files, saying when every row had already been decoded', () => {
+    const jpg = baseline();
+    expectImageError(() => decodeImageSync(jpg.subarray(0, jpg.length - 2)), 'corrupt', /before the end-of-image marker \(after the image data: every row had been decoded\); the file is truncated/);
+    expectImageError(() => decodeImageSync(jpg.subarray(0, scanStart(jpg) + 100)), 'corrupt', /scan 1 needs more data, but the file ends at byte \d+ before the end-of-image marker; the file is truncated/);
+  });
+
+  it('refuses coefficients no 8-bit encoder produces (|coefficient x quantiser| > 2048)', () => {
+    const jpg = baseline();
+    const dqt = findMarker(jpg, 0xdb);
+    jpg.fill(255, dqt + 3, dqt + 3 + 64); // every step of the first quantisation table: 255
+    expectImageError(() => decodeImageSync(jpg), 'corrupt', /coefficient \d+ of block \(\d+, \d+\) of component id \d+ is -?\d+ after dequantisation; an 8-bit JPEG's lie within \+-2048/);
   });
 });
 

@@ -22,7 +22,7 @@ import { baseArb, buildJpeg, opArb } from './fuzz-jpeg-cases';
 import { PilOracle, pilAvailable } from './pil-oracle';
 
 const MAX_PIXELS = 2_000_000;
-const RUNS = fuzzRuns(2000);
+const RUNS = fuzzRuns(4000);
 
 /**
  * Why PIL decodes files Chimera refuses, keyed by the start of Chimera's message. In each, libjpeg meets damage,

@@ -22,7 +22,7 @@ import { buildPng, opArb, specArb, type Op, type Spec } from './fuzz-png-cases';
 import { PilOracle, pilAvailable } from './pil-oracle';
 
 const MAX_PIXELS = 2_000_000;
-const RUNS = fuzzRuns(3000);
+const RUNS = fuzzRuns(4000);
 
 /**
  * Defects PIL does not notice, so it decodes files Chimera refuses. Each is a real defect (the checker finds it)

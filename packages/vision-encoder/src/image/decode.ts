@@ -120,7 +120,8 @@ function decodeBytes(bytes: Uint8Array, source: string, options: DecodeOptions):
 function checkBudget(cost: { label: string; bytes: number }[], budget: number, header: ImageHeader, source: string): void {
   const total = cost.reduce((n, c) => n + c.bytes, 0);
   if (total <= budget) return;
-  const mb = (n: number) => `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)} MB`;
+  const mb = (n: number) =>
+    n >= 1e7 ? `${(n / 1e6).toFixed(0)} MB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} kB` : `${n} bytes`;
   const parts = cost.filter((c) => c.bytes > 0).map((c) => `${c.label} ${mb(c.bytes)}`).join(' + ');
   throw new ImageInputError(
     'too-large',

@@ -39,6 +39,8 @@ export interface ImageProcessorOptions {
   onOversize?: 'error' | 'resize';
   /** Decoding only: ceiling for `onOversize: 'resize'` (see DecodeOptions). */
   maxDecodePixels?: number;
+  /** Decoding only: memory budget of one decode in bytes (default DEFAULT_MAX_DECODE_BYTES, 256 MiB; see DecodeOptions). */
+  maxDecodeBytes?: number;
   /** Decoding only: colour alpha is composited on (default white), or 'ignore'. */
   background?: AlphaBackground;
 }
@@ -88,6 +90,7 @@ export class ImageProcessor {
         maxPixels: this.maxPixels,
         onOversize: this.options.onOversize,
         maxDecodePixels: this.options.maxDecodePixels,
+        maxDecodeBytes: this.options.maxDecodeBytes,
         filter: this.options.filter,
         background: this.options.background,
       };
