@@ -1,6 +1,6 @@
 /**
  * Fuzz budgets. CI runs every fuzz target at a reduced count; `npm run fuzz` sets CHIMERA_FUZZ_RUNS to the full
- * count (10,000 cases a target) and runs only the fuzz files. A fuzz test asks for its count here and sizes its
+ * count (10,000 cases a target) and runs only the fuzz files (scripts/full-count.mjs). A fuzz test asks for its count here and sizes its
  * timeout from it, so the same file serves both.
  */
 

@@ -112,11 +112,11 @@ async function commitLocked<T>(dir: string, write: (staging: string) => Promise<
  * nothing to do (one readdir). A missing folder is left for the caller to report.
  */
 export async function recoverDirectory(dir: string): Promise<void> {
-  const names = await fs.readdir(dir).catch(() => null);
+  let names = await fs.readdir(dir).catch(() => null);
   if (names === null) return;
   if (names.includes(COMMIT_RECORD)) {
     await withSaveLock(nodePath.join(dir, SAVE_LOCK), dir, () => finishInterruptedCommit(dir));
-    return;
+    names = (await fs.readdir(dir).catch(() => null)) ?? [];
   }
   if (names.includes(SAVE_LOCK)) await removeStaleLock(nodePath.join(dir, SAVE_LOCK));
   for (const name of names) {

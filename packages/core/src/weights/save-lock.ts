@@ -39,7 +39,7 @@ export interface SaveLockOptions {
 }
 
 const queues = new Map<string, Promise<void>>();
-/** A lock file without a pid yet (its owner was killed between creating and writing it) is stale after this. */
+/** A lock without a pid (only where hard links are missing, while its creator writes it) is stale after this. */
 const EMPTY_LOCK_GRACE_MS = 2000;
 
 /** Runs `body` holding the lock at `lockPath`; `target` names what is being saved, for messages. */
@@ -67,12 +67,7 @@ async function acquire(lockPath: string, target: string, timeoutMs: number): Pro
   const started = Date.now();
   let wait = 20;
   for (;;) {
-    try {
-      await fs.writeFile(lockPath, `${process.pid}\n`, { flag: 'wx' });
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
+    if (await tryCreate(lockPath)) return;
     const owner = await readOwner(lockPath);
     if (owner === 'gone') continue;
     if (owner === 'stale') {
@@ -86,7 +81,32 @@ async function acquire(lockPath: string, target: string, timeoutMs: number): Pro
       );
     }
     await new Promise((resolve) => setTimeout(resolve, wait));
-    wait = Math.min(wait * 2, 500);
+    wait = Math.min(wait * 2, 100);
+  }
+}
+
+/**
+ * Creates the lock holding our pid, or returns false when it exists. The pid goes into a temporary first and
+ * the lock appears by link(), so a lock file is never seen empty, even when its creator is killed.
+ */
+async function tryCreate(lockPath: string): Promise<boolean> {
+  const temporary = `${lockPath}.tmp-${ownedSuffix()}`;
+  await fs.writeFile(temporary, `${process.pid}\n`, { flag: 'wx' });
+  try {
+    await fs.link(temporary, lockPath);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    // A file system without hard links: exclusive create, briefly empty.
+    return fs.writeFile(lockPath, `${process.pid}\n`, { flag: 'wx' }).then(
+      () => true,
+      (fallback: NodeJS.ErrnoException) => {
+        if (fallback.code === 'EEXIST') return false;
+        throw fallback;
+      },
+    );
+  } finally {
+    await fs.rm(temporary, { force: true });
   }
 }
 

@@ -160,7 +160,7 @@ export async function readSafetensorsIndex(indexPath: string): Promise<Safetenso
   for (const [name, file] of Object.entries(weightMap as Record<string, unknown>)) {
     if (typeof file !== 'string' || !isPlainFileName(file)) {
       throw new SafetensorsError(
-        `${indexPath}: weight_map["${name}"] must be a file name in the index's directory, got ${JSON.stringify(file)}`,
+        `${indexPath}: weight_map["${name.slice(0, 200)}"] must be a file name in the index's directory, got ${describeValue(file)}`,
       );
     }
     setOwn(out, name, file);
@@ -170,6 +170,13 @@ export async function readSafetensorsIndex(indexPath: string): Promise<Safetenso
     weightMap: out,
     metadata: metadata && typeof metadata === 'object' && !Array.isArray(metadata) ? (metadata as Record<string, unknown>) : {},
   };
+}
+
+/** A short description of a JSON value for messages, safe for hostile nesting and length. */
+function describeValue(value: unknown): string {
+  if (value !== null && typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 80)}...` : text;
 }
 
 /** No directories, no '..': an index may only point at files next to it. */

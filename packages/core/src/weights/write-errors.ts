@@ -33,7 +33,11 @@ export async function describeWriteFailure(
   what = 'save',
   stage: 'before-commit' | 'after-commit' = 'before-commit',
 ): Promise<Error> {
-  if (error instanceof WriteError) return error;
+  if (error instanceof WriteError) {
+    if (error.path === target) return error;
+    // Described for a file inside the save (a staged shard): tell it again for the target the caller named.
+    error = error.cause ?? error;
+  }
   if (!(error instanceof Error)) return new WriteError(`${what} ${target} failed: ${String(error)}`, target, undefined, { cause: error });
   const code = (error as NodeJS.ErrnoException).code;
   const intact =
