@@ -83,13 +83,7 @@ interface Huffman {
   values: Uint8Array;
 }
 
-/** Frame facts the cost estimate needs, read from the SOF segment by readImageHeader. */
-export interface JpegSampling {
-  h: number;
-  v: number;
-}
-
-/** Working memory of a decode, by part, for the budget check (see decode.ts). */
+/** Working memory of a decode, by part, from the frame header's size and sampling (for decode.ts's budget). */
 export function jpegDecodeCost(header: ImageHeader): { label: string; bytes: number }[] {
   const sampling = header.sampling ?? [];
   const maxH = Math.max(1, ...sampling.map((s) => s.h));
@@ -100,6 +94,7 @@ export function jpegDecodeCost(header: ImageHeader): { label: string; bytes: num
   const cost = [{ label: 'component planes', bytes: planes }];
   if (header.interlaced) cost.push({ label: 'progressive coefficients', bytes: 2 * planes });
   cost.push({ label: 'RGB output', bytes: header.width * header.height * 3 });
+  cost.push({ label: 'row buffers', bytes: sampling.length * (2 * header.width + 16) });
   return cost;
 }
 

@@ -67,6 +67,7 @@ export function pngDecodeCost(header: ImageHeader, fileBytes: number): { label: 
   return [
     { label: 'inflated image data', bytes: pngInflatedSize(header) },
     { label: 'RGB output', bytes: header.width * header.height * 3 },
+    { label: 'row buffer', bytes: header.width * 4 },
     // Image data split over several IDAT chunks is copied into one buffer before inflating.
     { label: 'compressed data', bytes: fileBytes },
   ];
