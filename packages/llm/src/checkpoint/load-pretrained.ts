@@ -27,6 +27,8 @@ import {
   planRemap,
   readSafetensorsHeader,
   readSafetensorsIndex,
+  readDirectoryConsistently,
+  recoverDirectory,
 } from '@chimera/core';
 import { configFromHF, headDimOf, previewJson, validateConfig, type LlamaConfig } from '../config';
 import { CausalLM } from '../model/causal-lm';
@@ -117,6 +119,12 @@ export async function readPretrainedConfig(
  * tokenizer. The caller owns the model: dispose it when done.
  */
 export async function loadPretrained(dir: string, options: LoadPretrainedOptions = {}): Promise<PretrainedModel> {
+  await assertDirectory(dir);
+  // Config, weights and tokenizer from one version of the folder, even while another process saves into it.
+  return readDirectoryConsistently(dir, () => loadPretrainedOnce(dir, options), (stale) => stale.model.dispose());
+}
+
+async function loadPretrainedOnce(dir: string, options: LoadPretrainedOptions): Promise<PretrainedModel> {
   const { config, generationConfig } = await readPretrainedConfig(dir);
   const strict = options.strict ?? true;
   const inFiles = await readCheckpointLayout(dir);
@@ -531,9 +539,13 @@ function describeModel(config: Readonly<LlamaConfig>): string {
   );
 }
 
+/** The folder exists (else a message that helps), and a save into it that a kill interrupted is finished. */
 async function assertDirectory(dir: string): Promise<void> {
   const stat = await fs.stat(dir).catch(() => null);
-  if (stat?.isDirectory()) return;
+  if (stat?.isDirectory()) {
+    await recoverDirectory(dir);
+    return;
+  }
   const looksLikeHubId = !stat && /^[\w.-]+\/[\w.-]+$/.test(dir) && !dir.startsWith('.');
   throw new Error(
     `loadPretrained: ${dir} is not a directory` +

@@ -2,7 +2,8 @@
  * Writes a CausalLM as a Hugging Face model directory that transformers (LlamaForCausalLM, Qwen2ForCausalLM,
  * Qwen3ForCausalLM) and loadPretrained both read: config.json, generation_config.json (token ids), the weights in
  * HF names and [out, in] layout as model.safetensors or shards with model.safetensors.index.json, and the
- * tokenizer files. Every file is written atomically; the weights go first and config.json last.
+ * tokenizer files. The export replaces the folder's previous one as one unit (core's commitDirectory): killed at
+ * any moment, the folder loads as the old export or the new one; files of the folder it does not write are kept.
  *
  *   await savePretrained(model, './my-model', { tokenizer, dtype: 'BF16' });
  *
@@ -11,9 +12,8 @@
  * saveCheckpoint(model, path, { trainableOnly: true }) and load them on top of the base afterwards.
  */
 import type * as tf from '@tensorflow/tfjs';
-import { promises as fs } from 'node:fs';
 import * as nodePath from 'node:path';
-import { exportStateDict, saveShardedSafetensors, writeFileAtomic } from '@chimera/core';
+import { commitDirectory, exportStateDict, isCheckpointFile, writeFileAtomic, writeShardedSafetensors } from '@chimera/core';
 import { configToHF } from '../config';
 import type { CausalLM } from '../model/causal-lm';
 import { isExtensionParameter } from '../model/extension-points';
@@ -21,6 +21,7 @@ import { LLAMA_HF_REMAP } from './hf-keys';
 
 /** Anything that writes its own files into a directory, such as HFTokenizer. */
 export interface SavableTokenizer {
+  /** Writes the tokenizer's files into `dir` (a fresh private folder during savePretrained). */
   save(dir: string): Promise<void>;
 }
 
@@ -60,28 +61,41 @@ export async function savePretrained(
   const base: Record<string, tf.Tensor> = {};
   for (const [name, tensor] of Object.entries(model.stateDict())) if (!isExtensionParameter(name)) base[name] = tensor;
   const exported = exportStateDict(base, LLAMA_HF_REMAP);
-  const files: string[] = [];
   try {
-    await fs.mkdir(dir, { recursive: true });
-    const saved = await saveShardedSafetensors(dir, exported, {
-      maxShardBytes: options.maxShardBytes,
-      floatDtype: dtype,
-      metadata: { format: 'pt' }, // transformers refuses safetensors files without it
-    });
-    files.push(...saved.files);
-    if (saved.indexPath) files.push(nodePath.basename(saved.indexPath));
+    const files = await commitDirectory(
+      dir,
+      async (staging) => {
+        const written: string[] = [];
+        const saved = await writeShardedSafetensors(staging, exported, {
+          maxShardBytes: options.maxShardBytes,
+          floatDtype: dtype,
+          metadata: { format: 'pt' }, // transformers refuses safetensors files without it
+        });
+        written.push(...saved.files);
+        if (saved.indexPath) written.push(nodePath.basename(saved.indexPath));
+        if (generationJson) {
+          await writeFileAtomic(nodePath.join(staging, GENERATION_CONFIG), `${JSON.stringify(generationJson, null, 2)}\n`);
+          written.push(GENERATION_CONFIG);
+        }
+        if (options.tokenizer) await options.tokenizer.save(staging);
+        await writeFileAtomic(nodePath.join(staging, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`);
+        written.push('config.json');
+        return written;
+      },
+      {
+        // The previous export's weights and generation config go; its tokenizer files stay unless replaced.
+        stale: (written, existing) => existing.filter((name) => (isCheckpointFile(name) || name === GENERATION_CONFIG) && !written.includes(name)),
+        last: ['config.json'],
+        what: 'save the pretrained model',
+      },
+    );
+    return { files, keys: Object.keys(exported) };
   } finally {
     for (const t of Object.values(exported)) t.dispose();
   }
-  if (generationJson) {
-    await writeFileAtomic(nodePath.join(dir, 'generation_config.json'), `${JSON.stringify(generationJson, null, 2)}\n`);
-    files.push('generation_config.json');
-  }
-  if (options.tokenizer) await options.tokenizer.save(dir);
-  await writeFileAtomic(nodePath.join(dir, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`);
-  files.push('config.json');
-  return { files: [...new Set(files)], keys: Object.keys(exported) };
 }
+
+const GENERATION_CONFIG = 'generation_config.json';
 
 /** HF's generation_config.json: the special token ids generation uses, when the config has any. */
 function generationConfigOf(configJson: Record<string, unknown>): Record<string, unknown> | null {
