@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import { promises as fs } from 'node:fs';
 import nodePath from 'node:path';
 import {
+  commitDirectory,
   exportStateDict,
   importStateDict,
   indexFileName,
@@ -23,6 +24,7 @@ import {
   prefixTable,
   readSafetensorsHeader,
   readSafetensorsIndex,
+  recoverDirectory,
   saveSafetensors,
   writeFileAtomic,
   type RemapRule,
@@ -231,6 +233,8 @@ const PATCH_KEY = 'embeddings.patch_embedding.weight';
  * tower's tensors are read. Unknown keys under the tower's prefix are an error, not silently dropped.
  */
 export async function loadHFVisionTower(path: string, options: LoadHFVisionTowerOptions = {}): Promise<VisionTransformer> {
+  // An export killed mid-save is finished (or its leftovers removed) before config.json and the weights are read.
+  await recoverDirectory((await fs.stat(path).catch(() => null))?.isDirectory() ? path : nodePath.dirname(path));
   const names = await checkpointTensorNames(path);
   const prefix = options.prefix ?? findTowerPrefix(names, path);
   const towerNames = names.filter((n) => n.startsWith(prefix));
@@ -388,14 +392,22 @@ export function hfVisionStateDict(tower: VisionTransformer, options: ExportHFVis
   return exportStateDict(tower.stateDict(), hfVisionRemapTable(family, options.prefix ?? 'vision_model.'));
 }
 
-/** Writes `dir/model.safetensors` (HF layout, F32) and `dir/config.json` (the vision config), each atomically. */
+/**
+ * Writes `dir/model.safetensors` (HF layout, F32) and `dir/config.json` (the vision config), replacing an
+ * earlier export in `dir` as one unit (core's commitDirectory).
+ */
 export async function exportHFVisionTower(tower: VisionTransformer, dir: string, options: ExportHFVisionTowerOptions = {}): Promise<void> {
   const configJson = vitConfigToHF(tower.config);
   const tensors = hfVisionStateDict(tower, options);
   try {
-    await fs.mkdir(dir, { recursive: true });
-    await saveSafetensors(nodePath.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
-    await writeFileAtomic(nodePath.join(dir, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`);
+    await commitDirectory(
+      dir,
+      async (staging) => {
+        await saveSafetensors(nodePath.join(staging, 'model.safetensors'), tensors, { format: 'pt' });
+        await writeFileAtomic(nodePath.join(staging, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`);
+      },
+      { last: ['config.json'], what: 'export the vision tower' },
+    );
   } finally {
     tf.dispose(Object.values(tensors));
   }
