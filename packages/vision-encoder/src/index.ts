@@ -7,6 +7,7 @@ export {
   decodeImageSync,
   DEFAULT_MAX_PIXELS,
   DEFAULT_MAX_DECODE_PIXELS,
+  DEFAULT_MAX_DECODE_BYTES,
   type DecodeOptions,
 } from './image/decode';
 export { imageFromPixels, solidImage, assertRgbImage, DEFAULT_BACKGROUND, type AlphaBackground } from './image/pixels';
