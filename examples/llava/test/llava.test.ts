@@ -179,8 +179,16 @@ describe('stage 2 freezing choices', () => {
 });
 
 describe('llava (reduced)', () => {
-  let result: LlavaResult;
+  let trained: LlavaResult | undefined;
   let dir: string;
+  const LEARNING_TEST = 'learns shape and colour questions from the image; the text-only baseline cannot';
+  /** The trained model of the learning test, which the checkpoint test reuses instead of training again. */
+  function learnedResult(): LlavaResult {
+    if (!trained) {
+      throw new Error(`this test needs the trained model of '${LEARNING_TEST}', which did not finish (see its failure above, or run the whole file)`);
+    }
+    return trained;
+  }
 
   beforeAll(async () => {
     await initBackend(); // the default backend, as the example
@@ -188,7 +196,7 @@ describe('llava (reduced)', () => {
   });
 
   afterAll(() => {
-    result?.model.dispose();
+    trained?.model.dispose();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -204,14 +212,15 @@ describe('llava (reduced)', () => {
     }
   });
 
-  it('learns shape and colour questions from the image; the text-only baseline cannot', async () => {
+  it(LEARNING_TEST, async () => {
     // The tensors one model holds, counted on a throwaway build: after training, nothing else may remain.
     const beforeProbe = tf.memory().numTensors;
     const probe = buildLlava(SMALL, 1);
     const modelTensors = tf.memory().numTensors - beforeProbe;
     probe.model.dispose();
     const startTensors = tf.memory().numTensors;
-    result = await runLlava({ ...OPTIONS, visionTowerPath: join(dir, 'vision-tower.safetensors') });
+    const result = await runLlava({ ...OPTIONS, visionTowerPath: join(dir, 'vision-tower.safetensors') });
+    trained = result;
     const { final, baseline } = result;
     for (const type of ['shape', 'color'] as const) {
       expect(final.byType[type]!.total).toBe(60);
@@ -267,6 +276,7 @@ describe('llava (reduced)', () => {
   });
 
   it('a trainable-only checkpoint reloads onto freshly built frozen parts and answers the same', async () => {
+    const result = learnedResult();
     const path = join(dir, 'llava-trainable.safetensors');
     const check = await checkTrainableCheckpoint(result, SMALL, OPTIONS.seed, path);
     expect(check.savedTensors).toBeLessThan(check.totalTensors); // the ViT was not saved

@@ -13,7 +13,7 @@ import { crashBudget, runCrashHarness, saveLeftovers, setupTestBackend, type Cra
 import { crashModel } from './crash/model.mjs';
 
 const CHILD = join(__dirname, 'crash', 'child.mjs');
-const budget = crashBudget({ randomKills: 3, sweepStride: 2 });
+const budget = crashBudget({ randomKills: 3, sweepStride: 3 });
 // Each kill costs one Node start (~1 s on a loaded machine); allow 10 s a kill.
 const TIMEOUT = 180_000 + (budget.full ? 150 : 40) * 10_000;
 const roots: string[] = [];
@@ -142,7 +142,7 @@ describe('kill -9 during saves', () => {
   it('catches a save path that is not crash-safe (per-file atomic shards, index last)', { timeout: TIMEOUT }, async () => {
     const target = join(scratch(), 'naive');
     const report = await runCrashHarness({
-      script: CHILD, target, verify: verifyWeights, env: { CHIMERA_CRASH_MODE: 'naive-sharded' }, sweepStride: 1, randomKills: 0,
+      script: CHILD, target, verify: verifyWeights, env: { CHIMERA_CRASH_MODE: 'naive-sharded' }, sweepStride: budget.full ? 1 : 3, randomKills: 0,
     });
     console.log(`[crash] naive sharded save: ${report.failures.length} of ${report.kills} kills left a mixed or broken checkpoint`);
     expect(report.failures.some((f) => /mixes versions/.test(f))).toBe(true);

@@ -10,7 +10,7 @@ import { crashBudget, runCrashHarness, saveLeftovers, setupTestBackend } from '@
 import { composedModel } from './crash/model.mjs';
 import type { ComposedModel } from '../src/index';
 
-const budget = crashBudget({ randomKills: 4, sweepStride: 2 });
+const budget = crashBudget({ randomKills: 4, sweepStride: 3 });
 const TIMEOUT = 180_000 + (budget.full ? 150 : 40) * 10_000;
 let root: string;
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { crashBudget, runCrashHarness, saveLeftovers, setupTestBackend } from '@chimera/core/testing';
 import { loadPretrained } from '../src/checkpoint/load-pretrained';
 
-const budget = crashBudget({ randomKills: 4, sweepStride: 2 });
+const budget = crashBudget({ randomKills: 4, sweepStride: 4 });
 const TIMEOUT = 180_000 + (budget.full ? 150 : 40) * 10_000;
 let root: string;
 

@@ -198,14 +198,15 @@ export interface LoadShardedOptions {
  */
 export async function loadShardedSafetensors(path: string, options: LoadShardedOptions = {}): Promise<SafetensorsContents> {
   const prefix = options.prefix ?? 'model';
-  const stat = await fs.stat(path).catch(() => null);
-  if (stat?.isDirectory()) {
-    return readDirectoryConsistently(path, () => loadFromDirectory(path, prefix, options), disposeContents);
-  }
+  let stat = await fs.stat(path).catch(() => null);
   if (stat === null) {
-    // A folder whose save was killed between its moves has its files back once recovered.
+    // A file whose folder's save was killed between its moves is back once the folder is recovered.
     await recoverDirectory(nodePath.dirname(path));
-    if (!(await fs.stat(path).catch(() => null))) throw new SafetensorsError(`${path}: no such checkpoint file or directory`);
+    stat = await fs.stat(path).catch(() => null);
+    if (stat === null) throw new SafetensorsError(`${path}: no such checkpoint file or directory`);
+  }
+  if (stat.isDirectory()) {
+    return readDirectoryConsistently(path, () => loadFromDirectory(path, prefix, options), disposeContents);
   }
   if (path.endsWith('.json')) {
     const directory = nodePath.dirname(path);
