@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AdamW, latestCheckpoint, loadSafetensors, loadShardedSafetensors, readTrainerState, readTrainingCheckpoint } from '@chimera/core';
-import { crashBudget, runCrashHarness, saveLeftovers, setupTestBackend, type CrashReport } from '@chimera/core/testing';
+import { crashBudget, crashSummary, runCrashHarness, saveLeftovers, setupTestBackend, type CrashReport } from '@chimera/core/testing';
 // @ts-expect-error: a plain .mjs module shared with the child
 import { crashModel } from './crash/model.mjs';
 
@@ -92,11 +92,7 @@ async function verifyFitRoot(root: string): Promise<number | null> {
 }
 
 function expectCrashSafe(report: CrashReport, label: string): void {
-  console.log(
-    `[crash] ${label}: ${report.kills} kills (${report.writePoints} write points a save), ` +
-      `${report.landedNew} landed the new version, ${report.keptOld} kept the old, ${report.failures.length} failures`,
-  );
-  for (const failure of report.failures) console.log(`[crash]   ${failure}`);
+  console.log(crashSummary(report, label));
   expect(report.failures).toEqual([]);
   expect(report.kills).toBeGreaterThanOrEqual(budget.randomKills);
   // Both outcomes must occur, or the kills never hit a save in progress.

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crashBudget, runCrashHarness, saveLeftovers, setupTestBackend } from '@chimera/core/testing';
+import { crashBudget, crashSummary, runCrashHarness, saveLeftovers, setupTestBackend } from '@chimera/core/testing';
 // @ts-expect-error: a plain .mjs module shared with the child
 import { composedModel } from './crash/model.mjs';
 import type { ComposedModel } from '../src/index';
@@ -45,11 +45,7 @@ describe('kill -9 during a composed trainable-only save', () => {
   it('the checkpoint always loads whole onto fresh frozen parts, never older than acknowledged, no leftovers', { timeout: TIMEOUT }, async () => {
     const target = join(root, 'projector-ckpt');
     const report = await runCrashHarness({ script: join(__dirname, 'crash', 'child.mjs'), target, verify, leftovers: saveLeftovers, ...budget });
-    console.log(
-      `[crash] composed trainable-only: ${report.kills} kills (${report.writePoints} write points a save), ` +
-        `${report.landedNew} landed the new version, ${report.keptOld} kept the old, ${report.failures.length} failures`,
-    );
-    for (const failure of report.failures) console.log(`[crash]   ${failure}`);
+    console.log(crashSummary(report, 'composed trainable-only'));
     expect(report.failures).toEqual([]);
     expect(report.landedNew).toBeGreaterThan(0);
     expect(report.keptOld).toBeGreaterThan(0);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crashBudget, runCrashHarness, saveLeftovers, setupTestBackend } from '@chimera/core/testing';
+import { crashBudget, crashSummary, runCrashHarness, saveLeftovers, setupTestBackend } from '@chimera/core/testing';
 import { loadPretrained } from '../src/checkpoint/load-pretrained';
 
 const budget = crashBudget({ randomKills: 4, sweepStride: 4 });
@@ -44,11 +44,7 @@ describe('kill -9 during savePretrained', () => {
   it('the export always loads whole, never older than acknowledged, no leftovers', { timeout: TIMEOUT }, async () => {
     const target = join(root, 'export');
     const report = await runCrashHarness({ script: join(__dirname, 'crash', 'child.mjs'), target, verify, leftovers: saveLeftovers, ...budget });
-    console.log(
-      `[crash] savePretrained: ${report.kills} kills (${report.writePoints} write points a save), ` +
-        `${report.landedNew} landed the new export, ${report.keptOld} kept the old, ${report.failures.length} failures`,
-    );
-    for (const failure of report.failures) console.log(`[crash]   ${failure}`);
+    console.log(crashSummary(report, 'savePretrained'));
     expect(report.failures).toEqual([]);
     expect(report.landedNew).toBeGreaterThan(0);
     expect(report.keptOld).toBeGreaterThan(0);

@@ -101,6 +101,15 @@ export async function runCrashHarness(options: CrashHarnessOptions): Promise<Cra
   return report;
 }
 
+/** One line for a test's log: kills, write points, how many landed the new version or kept the old, failures (one line each after). */
+export function crashSummary(report: CrashReport, label: string): string {
+  return [
+    `[crash] ${label}: ${report.kills} kills (${report.writePoints} write points a save), ` +
+      `${report.landedNew} landed the new version, ${report.keptOld} kept the old, ${report.failures.length} failures`,
+    ...report.failures.map((failure) => `[crash]   ${failure}`),
+  ].join('\n');
+}
+
 /** Loads after a kill, checks the version against what the child acknowledged, and lists leftovers. */
 async function check(options: CrashHarnessOptions, report: CrashReport, acknowledged: number, label: string): Promise<number> {
   let loaded: number | null;

@@ -5,4 +5,4 @@ export { gradCheck, gradCheckVariables, type GradCheckOptions, type GradCheckRep
 export { Rng } from '../runtime/random';
 export { findTorchPython, runTorchScript, torchAvailable } from './torch';
 export { FULL_FUZZ_RUNS, fuzzRuns, fuzzTimeout } from './fuzz';
-export { runCrashHarness, crashBudget, runCrashChild, acknowledgeSave, armCrashPoints, saveLeftovers, type CrashHarnessOptions, type CrashReport } from './crash';
+export { runCrashHarness, crashBudget, crashSummary, runCrashChild, acknowledgeSave, armCrashPoints, saveLeftovers, type CrashHarnessOptions, type CrashReport } from './crash';
