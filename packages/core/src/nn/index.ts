@@ -7,6 +7,11 @@ export { Embedding, type EmbeddingOptions, type EmbeddingResizeOptions } from '.
 export { Dropout } from './dropout';
 export { MLP, GatedMLP, type MLPOptions, type GatedMLPOptions } from './mlp';
 export { Conv2d, type Conv2dOptions, type Conv2dPadding } from './conv';
+export { Conv1d, type Conv1dOptions, type Conv1dPadding } from './conv1d';
+export { ConvTranspose2d, type ConvTranspose2dOptions } from './conv-transpose';
+export { GroupNorm, type GroupNormOptions } from './group-norm';
+export { Upsample, interpolate, type UpsampleOptions, type UpsampleMode } from './upsample';
+export { AvgPool1d, AvgPool2d, type AvgPool1dOptions, type AvgPool2dOptions } from './pooling';
 export { LoRAAdapter, applyLoRA, mergeLoRA, unmergeLoRA, loraLayers, loraStateDict, type LoRAOptions } from './lora';
 export {
   RotaryEmbedding,

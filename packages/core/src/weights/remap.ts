@@ -6,8 +6,9 @@
  * that matches a key wins. A rule's external side is an exact name, a template with placeholders (`{i}`
  * matches one dotted segment, `{...rest}` one or more segments) or a RegExp (whole-key match; the internal
  * side uses `$1` / `$<name>`). Templates invert automatically; a RegExp rule needs an explicit `inverse` for
- * export. A rule may name a layout: PyTorch stores Linear weights [out, in] and Conv2d [out, in, kH, kW],
- * Chimera stores [in, out] and [kH, kW, in, out] (plain matMul / NHWC conv2d), so they are transposed here.
+ * export. A rule may name a layout: PyTorch stores Linear weights [out, in], Conv1d [out, in, k], Conv2d [out, in, kH, kW]
+ * and ConvTranspose2d [in, out, kH, kW]; Chimera stores [in, out], [k, in, out], [kH, kW, in, out] and
+ * [kH, kW, out, in] (plain matMul, im2col matMul, NHWC conv2d, tfjs's conv2dTranspose), so they are transposed here.
  */
 import * as tf from '@tensorflow/tfjs';
 import { matchName, type NamePattern } from '../nn/module';
@@ -15,10 +16,11 @@ import { setOwn } from './header';
 
 /**
  * How a tensor's layout differs between the sides. 'linear': [out, in] <-> [in, out]; 'conv2d':
- * [out, in, kH, kW] <-> [kH, kW, in, out]; 'conv1d': [out, in, k] <-> [k, in, out]; a permutation array is
- * the import permutation (export applies its inverse).
+ * [out, in, kH, kW] <-> [kH, kW, in, out]; 'conv1d': [out, in, k] <-> [k, in, out] (in per group);
+ * 'convTranspose2d': [in, out, kH, kW] <-> [kH, kW, out, in]; a permutation array is the import permutation
+ * (export applies its inverse).
  */
-export type Layout = 'linear' | 'conv1d' | 'conv2d' | readonly number[];
+export type Layout = 'linear' | 'conv1d' | 'conv2d' | 'convTranspose2d' | readonly number[];
 
 export interface RemapRule {
   /** The key in the external checkpoint: exact name, `{placeholder}` template, or RegExp. */
@@ -55,15 +57,19 @@ export interface RemapPlan {
   dropped: string[];
 }
 
-const LAYOUT_IMPORT_PERMUTATIONS: Record<'linear' | 'conv1d' | 'conv2d', number[]> = {
+const LAYOUT_IMPORT_PERMUTATIONS: Record<'linear' | 'conv1d' | 'conv2d' | 'convTranspose2d', number[]> = {
   linear: [1, 0],
   conv1d: [2, 1, 0],
   conv2d: [2, 3, 1, 0],
+  // The same axis moves as conv2d's: [in, out, kH, kW] -> [kH, kW, out, in].
+  convTranspose2d: [2, 3, 1, 0],
 };
 
 export function layoutPermutation(layout: Layout, direction: RemapDirection): number[] {
   const forward = typeof layout === 'string' ? LAYOUT_IMPORT_PERMUTATIONS[layout] : [...layout];
-  if (!forward) throw new Error(`unknown layout ${JSON.stringify(layout)}; expected linear, conv1d, conv2d or a permutation`);
+  if (!forward) {
+    throw new Error(`unknown layout ${JSON.stringify(layout)}; expected linear, conv1d, conv2d, convTranspose2d or a permutation`);
+  }
   if (direction === 'import') return forward;
   const inverse = new Array<number>(forward.length);
   forward.forEach((axis, i) => (inverse[axis] = i));
@@ -85,6 +91,22 @@ export function conv2dFromTorch(weight: tf.Tensor): tf.Tensor {
 /** Chimera / TF.js conv2d filter [kH, kW, in, out] -> PyTorch [out, in, kH, kW]. */
 export function conv2dToTorch(weight: tf.Tensor): tf.Tensor {
   return permute(weight, 'conv2d', 'export', 'conv2d weight');
+}
+/** PyTorch Conv1d weight [out, in/groups, k] -> Chimera Conv1d [k, in/groups, out]. */
+export function conv1dFromTorch(weight: tf.Tensor): tf.Tensor {
+  return permute(weight, 'conv1d', 'import', 'conv1d weight');
+}
+/** Chimera Conv1d weight [k, in/groups, out] -> PyTorch [out, in/groups, k]. */
+export function conv1dToTorch(weight: tf.Tensor): tf.Tensor {
+  return permute(weight, 'conv1d', 'export', 'conv1d weight');
+}
+/** PyTorch ConvTranspose2d weight [in, out, kH, kW] -> Chimera / TF.js conv2dTranspose filter [kH, kW, out, in]. */
+export function convTranspose2dFromTorch(weight: tf.Tensor): tf.Tensor {
+  return permute(weight, 'convTranspose2d', 'import', 'convTranspose2d weight');
+}
+/** Chimera ConvTranspose2d weight [kH, kW, out, in] -> PyTorch [in, out, kH, kW]. */
+export function convTranspose2dToTorch(weight: tf.Tensor): tf.Tensor {
+  return permute(weight, 'convTranspose2d', 'export', 'convTranspose2d weight');
 }
 
 function permute(tensor: tf.Tensor, layout: Layout, direction: RemapDirection, name: string): tf.Tensor {
