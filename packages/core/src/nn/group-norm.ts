@@ -50,17 +50,46 @@ export class GroupNorm extends Module {
           (x.rank >= 3 && x.shape[1] === this.numChannels ? '; the input looks channels-first: move channels last' : ''),
       );
     }
-    const B = x.shape[0]!;
-    const positions = x.size / (B * this.numChannels);
-    const G = this.numGroups;
     return tf.tidy(() => {
-      const grouped = tf.reshape(x, [B, positions, G, this.numChannels / G]);
-      const { mean, variance } = tf.moments(grouped, [1, 3], true);
-      const normed = tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, this.eps)));
-      let y = tf.reshape(normed, x.shape);
-      if (this.weight) y = tf.mul(y, this.weight);
-      if (this.bias) y = tf.add(y, this.bias);
-      return y;
+      const B = x.shape[0]!;
+      const x3 = tf.reshape(x, [B, x.size / (B * this.numChannels), this.numChannels]);
+      const affine = this.weight && this.bias ? [this.weight, this.bias] : [];
+      const y = groupNorm(this.numGroups, this.eps)(x3, ...affine);
+      return tf.reshape(y, x.shape);
     });
   }
+}
+
+/**
+ * Group norm of [B, S, C] with an explicit gradient (per group of N values, x^ the normalised input, g = dy * gamma):
+ * dx = rstd * (g - mean(g) - x^ * mean(g * x^)), dgamma = sum(dy * x^), dbeta = sum(dy). Group statistics are
+ * reduced over a [B, S, G, C/G] view and broadcast back per channel ([B, 1, C]): on wasm the broadcast of a
+ * [B, 1, G, 1] tensor over [B, S, G, C/G], which tf.moments and its autodiff gradient run, is ~4x slower.
+ */
+function groupNorm(groups: number, eps: number) {
+  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const [x, weight, bias] = args.slice(0, -1) as tf.Tensor[];
+    const [B, S, C] = x!.shape as [number, number, number];
+    const perGroup = C / groups;
+    const groupMean = (t: tf.Tensor) => tf.mean(tf.reshape(t, [B, S, groups, perGroup]), [1, 3]);
+    // [B, G] -> [B, 1, C]: each group's value repeated over its channels.
+    const perChannel = (t: tf.Tensor) => tf.reshape(tf.mul(tf.reshape(t, [B, groups, 1]), tf.ones([1, 1, perGroup])), [B, 1, C]);
+    const centered = tf.sub(x!, perChannel(groupMean(x!)));
+    const rstd = perChannel(tf.rsqrt(tf.add(groupMean(tf.square(centered)), eps)));
+    const normed = tf.mul(centered, rstd);
+    save([normed, rstd, ...(weight ? [weight] : [])]);
+    const value = weight ? tf.add(tf.mul(normed, weight), bias!) : normed;
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xhat, r, w] = saved as [tf.Tensor, tf.Tensor, tf.Tensor | undefined];
+        const g = w ? tf.mul(dy, w) : dy;
+        const dx = tf.mul(tf.sub(tf.sub(g, perChannel(groupMean(g))), tf.mul(xhat, perChannel(groupMean(tf.mul(g, xhat))))), r);
+        if (!w) return [dx];
+        const flat = (t: tf.Tensor) => tf.reshape(t, [B * S, C]);
+        return [dx, tf.sum(flat(tf.mul(dy, xhat)), 0), tf.sum(flat(dy), 0)];
+      },
+    };
+  });
 }

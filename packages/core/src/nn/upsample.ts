@@ -3,11 +3,15 @@
  * (torch 1.13 to 2.x, `recompute_scale_factor` unset): output size floor(in * scaleFactor); 'nearest' reads
  * source min(floor(dst * s), in - 1) with s = float32(1 / scaleFactor) (or in / out when a size is given), and
  * exact copies at 1x and 2x; 'bilinear' samples at max(s * (dst + 0.5) - 0.5, 0) (alignCorners false) or
- * dst * (in - 1) / (out - 1) (alignCorners true) and blends the two neighbours, the upper clamped to the edge.
- * The indices and weights are computed here in float32 as PyTorch does, so nearest picks the same pixels.
+ * dst * (in - 1) / (out - 1) (alignCorners true) and blends the two neighbours, the upper clamped to the edge
+ * (ATen's UpSample.h: nearest_idx, area_pixel_compute_source_index). Indices and weights are computed here in
+ * float32 as PyTorch does, so nearest picks the same pixels.
  *
- * Each axis is a gather (gradient: one segment sum) plus, for bilinear, a weighted sum of two gathers. Whole-number
- * nearest upsampling, the common case in decoders, is a broadcast instead (gradient: a sum).
+ * How (measured on wasm, VQ-VAE decoder shapes): whole-number nearest upsampling is a broadcast (its gradient an
+ * average pool times the area, on XNNPACK); bilinear runs tfjs's resizeBilinear forward wherever its source
+ * coordinates are PyTorch's (sizes, whole-number factors, alignCorners), with the gradient as the adjoint
+ * resampling matrices, because tfjs's ResizeBilinearGrad ignores halfPixelCenters. Everything else resamples
+ * each axis with a [out, in] matrix on matMul (gathers on wasm were 10-15x slower).
  */
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module';
@@ -65,13 +69,21 @@ export function interpolate(x: tf.Tensor, options: UpsampleOptions): tf.Tensor {
       const repeatH = repeatFactor(rows, H, outH);
       const repeatW = repeatFactor(cols, W, outW);
       if (repeatH !== null && repeatW !== null) return repeatPixels(x, repeatH, repeatW);
-      let y = repeatH === 1 ? x : tf.gather(x, tf.tensor1d(rows, 'int32'), 1);
-      if (repeatW !== 1) y = tf.gather(y, tf.tensor1d(cols, 'int32'), 2);
-      return y;
+      return resample(x, repeatH === 1 ? null : oneHotMatrix(rows, H), repeatW === 1 ? null : oneHotMatrix(cols, W));
     }
     const alignCorners = options.alignCorners ?? false;
-    const y = linearAxis(x, 1, linearWeights(H, outH, alignCorners, scales?.[0]));
-    return linearAxis(y, 2, linearWeights(W, outW, alignCorners, scales?.[1]));
+    const rowWeights = linearWeights(H, outH, alignCorners, scales?.[0]);
+    const colWeights = linearWeights(W, outW, alignCorners, scales?.[1]);
+    // tfjs samples at in/out; PyTorch at 1/scaleFactor when given: the same where in * scaleFactor is whole.
+    const tfjsAgrees = alignCorners || !scales || (Number.isInteger(H * scales[0]) && Number.isInteger(W * scales[1]));
+    if (!tfjsAgrees) return resample(x, linearMatrix(rowWeights, H), linearMatrix(colWeights, W));
+    const resize = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+      value: tf.image.resizeBilinear(args[0] as tf.Tensor4D, [outH, outW], alignCorners, !alignCorners) as tf.Tensor,
+      // The adjoint of the resampling; matrices made here, since the gradient runs after this tidy ends.
+      gradFunc: (dy: tf.Tensor) =>
+        resample(dy, linearMatrix(rowWeights, H, true), linearMatrix(colWeights, W, true)),
+    }));
+    return resize(x);
   });
 }
 
@@ -127,22 +139,55 @@ function repeatFactor(indices: number[], inSize: number, outSize: number): numbe
   return indices.every((v, i) => v === Math.floor(i / r)) ? r : null;
 }
 
-/** Whole-number nearest upsampling as a broadcast multiply by ones (exact; its gradient is a sum). */
+/**
+ * Whole-number nearest upsampling as a broadcast multiply by ones (exact). Its gradient sums each r x r block:
+ * an average pool times the area (exact for powers of two), far cheaper on wasm than summing broadcast axes.
+ */
 function repeatPixels(x: tf.Tensor, rh: number, rw: number): tf.Tensor {
   if (rh === 1 && rw === 1) return tf.clone(x);
   const [B, H, W, C] = x.shape as [number, number, number, number];
-  const spread = tf.mul(tf.reshape(x, [B * H, 1, W, 1, C]), tf.ones([1, rh, 1, rw, 1]));
-  return tf.reshape(spread, [B, H * rh, W * rw, C]);
+  const repeat = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+    value: tf.reshape(tf.mul(tf.reshape(args[0] as tf.Tensor, [B * H, 1, W, 1, C]), tf.ones([1, rh, 1, rw, 1])), [B, H * rh, W * rw, C]),
+    gradFunc: (dy: tf.Tensor) => tf.mul(tf.avgPool(dy as tf.Tensor4D, [rh, rw], [rh, rw], 'valid'), rh * rw),
+  }));
+  return repeat(x);
 }
 
-function linearAxis(x: tf.Tensor, axis: 1 | 2, { lower, upper, frac }: LinearWeights): tf.Tensor {
-  const n = lower.length;
-  const shape = axis === 1 ? [1, n, 1, 1] : [1, 1, n, 1];
-  const a = tf.gather(x, tf.tensor1d(lower, 'int32'), axis);
-  const b = tf.gather(x, tf.tensor1d(upper, 'int32'), axis);
-  const w1 = tf.tensor(frac, shape);
-  const w0 = tf.tensor(frac.map((f) => Math.fround(1 - f)), shape);
-  return tf.add(tf.mul(a, w0), tf.mul(b, w1));
+/** [out, in] matrix picking one source per output (nearest). */
+function oneHotMatrix(indices: number[], inSize: number): tf.Tensor2D {
+  const m = new Float32Array(indices.length * inSize);
+  indices.forEach((src, o) => (m[o * inSize + src] = 1));
+  return tf.tensor2d(m, [indices.length, inSize]);
+}
+
+/** [out, in] matrix of the two-neighbour blend (bilinear), or its transpose [in, out]. */
+function linearMatrix({ lower, upper, frac }: LinearWeights, inSize: number, transposed = false): tf.Tensor2D {
+  const outSize = lower.length;
+  const m = new Float32Array(outSize * inSize);
+  const at = (o: number, i: number) => (transposed ? i * outSize + o : o * inSize + i);
+  lower.forEach((i0, o) => {
+    m[at(o, i0)] += Math.fround(1 - frac[o]!);
+    m[at(o, upper[o]!)] += frac[o]!;
+  });
+  return tf.tensor2d(m, transposed ? [inSize, outSize] : [outSize, inSize]);
+}
+
+/**
+ * Applies [out, in] matrices along H and W (null: leave the axis). Each is one matMul against the image viewed
+ * as [B, in, rest] (the matrix broadcast over the batch); W is moved into H's place and back by transposes.
+ */
+function resample(x: tf.Tensor, rows: tf.Tensor | null, cols: tf.Tensor | null): tf.Tensor {
+  let y = x;
+  if (cols) y = tf.transpose(alongRows(tf.transpose(y, [0, 2, 1, 3]), cols), [0, 2, 1, 3]);
+  if (rows) y = alongRows(y, rows);
+  return y === x ? tf.clone(x) : y;
+}
+
+function alongRows(x: tf.Tensor, matrix: tf.Tensor): tf.Tensor {
+  const [B, H, W, C] = x.shape as [number, number, number, number];
+  const [out] = matrix.shape as [number, number];
+  const y = tf.matMul(tf.reshape(matrix, [1, out, H]), tf.reshape(x, [B, H, W * C]));
+  return tf.reshape(y, [B, out, W, C]);
 }
 
 function pairOf(value: number | [number, number]): [number, number] {
