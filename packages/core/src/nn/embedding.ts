@@ -2,6 +2,14 @@
  * Embedding table: ids -> rows of `weight` [numEmbeddings, dim] by gather. `attend` reuses the table as a
  * tied output head (Press & Wolf 2017), and `resize` grows the vocabulary when tokens are added, initialising
  * new rows at the mean of the old ones (Hewitt 2021) so they start as "an average token" instead of noise.
+ *
+ * The tied head needs weight^T [dim, numEmbeddings]. Transposing the table on every call costs ~30x the
+ * product itself at one token (vocab 32000 x 288 on wasm: ~63 ms against ~2 ms, since XNNPACK also repacks a
+ * fresh right-hand operand), so outside gradient recording `attend` keeps one transposed copy, tied to the data
+ * it was made from: a tf.Variable gets a new dataId on every `assign` (an optimizer step, `loadStateDict`) and
+ * `resize` makes a new variable, so a copy whose source is not the current data is never used, only rebuilt.
+ * Tensor data is immutable in tfjs, so equal dataIds mean equal values. Under a gradient tape the head is the
+ * plain differentiable transpose, and a stale copy is freed there so training holds no second table.
  */
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module';
@@ -22,6 +30,8 @@ export interface EmbeddingResizeOptions {
 export class Embedding extends Module {
   readonly dim: number;
   private table: tf.Variable; // [numEmbeddings, dim]
+  /** weight^T [dim, numEmbeddings] for attend() without a gradient tape, and the data it was made from. */
+  private head: { transposed: tf.Tensor2D; variable: tf.Variable; dataId: object } | null = null;
 
   constructor(numEmbeddings: number, dim: number, options: EmbeddingOptions = {}) {
     super();
@@ -62,10 +72,39 @@ export class Embedding extends Module {
         throw new Error(`Embedding.attend: expected last dimension ${this.dim}, got input of shape [${h.shape}]`);
       }
       const flat = tf.reshape(h, [-1, this.dim]) as tf.Tensor2D;
-      // Explicit transpose then plain matMul: the transpose-flag matMul is ~10x slower on wasm (ENGINE.md).
-      const logits = tf.matMul(flat, tf.transpose(this.table) as tf.Tensor2D);
+      // A plain matMul against weight^T: the transpose-flag matMul is ~10x slower on wasm (ENGINE.md).
+      const logits = tf.matMul(flat, this.headMatrix());
       return tf.reshape(logits, [...h.shape.slice(0, -1), this.numEmbeddings]);
     });
+  }
+
+  /**
+   * Frees the transposed copy of the table that `attend` keeps for inference (one more [dim, numEmbeddings]
+   * tensor while it exists). The next `attend` outside a gradient tape makes a new one; `dispose` frees it too.
+   */
+  releaseHeadCache(): void {
+    this.head?.transposed.dispose();
+    this.head = null;
+  }
+
+  override dispose(): void {
+    this.releaseHeadCache();
+    super.dispose();
+  }
+
+  /** weight^T: differentiable under a gradient tape, else the kept copy, rebuilt when the table's data changed. */
+  private headMatrix(): tf.Tensor2D {
+    const current = this.head !== null && this.head.variable === this.table && this.head.dataId === this.table.dataId;
+    if (tf.engine().isTapeOn()) {
+      if (!current) this.releaseHeadCache();
+      return tf.transpose(this.table) as tf.Tensor2D;
+    }
+    if (!current) {
+      this.releaseHeadCache();
+      // keep: the copy outlives the caller's tidy scopes; the module owns it.
+      this.head = { transposed: tf.keep(tf.transpose(this.table) as tf.Tensor2D), variable: this.table, dataId: this.table.dataId };
+    }
+    return this.head!.transposed;
   }
 
   /**
@@ -88,6 +127,7 @@ export class Embedding extends Module {
       const noise = tf.mul(normal([newNum - oldNum, this.dim], 1), scale);
       return tf.concat([kept, tf.add(mean, noise)], 0);
     });
+    this.releaseHeadCache();
     this.table = this.replaceParameter('weight', resized);
   }
 
