@@ -4,11 +4,14 @@
  * the checkpoint boundary (remap layout 'conv1d', `conv1dFromTorch`). Whisper's front end is
  * `new Conv1d(80, 384, 3, { padding: 1 })` then `new Conv1d(384, 384, 3, { stride: 2, padding: 1 })`.
  *
- * Computed as im2col + one plain matMul: the k taps are strided slices of the padded input, concatenated to
- * [B*T', k*in] and multiplied by the weight viewed as [k*in, out]. On wasm the forward runs at XNNPACK's conv
- * rate (Whisper-sized, measured side by side: 1.06x and 0.99x the unit-height conv2d) and the backward is
- * matMuls and slices, where conv2d's backward goes through the cpu fill-in for its filter gradient (200-330x
- * slower). It also handles dilation, which tfjs's conv2d gradient refuses.
+ * Plain convolutions (one group, no dilation) run as a conv2d of height 1 (the weight viewed as [1, k, in, out], no
+ * copy): measured side by side on wasm with core's conv-gradient fast paths, Whisper-sized (80 mel x 3000 frames
+ * -> 384, then 384 -> 384 stride 2), it was 1.05-1.14x faster forward and 1.09-1.35x forward + backward than
+ * im2col + matMul. Without those fast paths conv2d's filter gradient runs the cpu fill-in (200-330x slower), so
+ * keep them on (the default) when training. Dilated and grouped convolutions use im2col: the k taps are strided
+ * slices of the padded input, concatenated to [B*T', k*in] and multiplied by the weight viewed as [k*in, out]
+ * (per group, one batched matMul; depthwise, elementwise), which avoids tfjs's refusal of dilated conv gradients
+ * and the zeros a dilated conv2d kernel would multiply.
  */
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module';
@@ -108,24 +111,37 @@ export class Conv1d extends Module {
     }
     const outLength = this.outputLength(T);
     return tf.tidy(() => {
-      const taps = extractTaps(x as tf.Tensor3D, this.kernelSize, this.stride, this.dilation, left, outLength);
+      const taps = () => extractTaps(x as tf.Tensor3D, this.kernelSize, this.stride, this.dilation, left, outLength);
       const C = this.inChannels;
       const G = this.groups;
       const perGroup = C / G;
       const outPerGroup = this.outChannels / G;
       const k = this.kernelSize;
       let y: tf.Tensor;
-      if (G === 1) {
-        const cols = taps.length === 1 ? taps[0]! : tf.concat(taps, 2);
+      if (G === 1 && this.dilation === 1) {
+        const y4 = tf.conv2d(
+          tf.reshape(x, [B, 1, T, C]) as tf.Tensor4D,
+          tf.reshape(this.weight, [1, k, C, this.outChannels]) as tf.Tensor4D,
+          [1, this.stride],
+          [
+            [0, 0],
+            [0, 0],
+            [left, right],
+            [0, 0],
+          ],
+        );
+        y = tf.reshape(y4, [B, outLength, this.outChannels]);
+      } else if (G === 1) {
+        const cols = tf.concat(taps(), 2);
         y = tf.matMul(tf.reshape(cols, [B * outLength, k * C]), tf.reshape(this.weight, [k * C, this.outChannels]));
       } else if (perGroup === 1 && outPerGroup === 1) {
         // Depthwise: each channel has its own k taps, so the product is elementwise (no matMul to batch).
         const w = tf.reshape(this.weight, [k, C]);
-        const terms = taps.map((tap, j) => tf.mul(tap, tf.reshape(tf.slice(w, [j, 0], [1, C]), [C])));
+        const terms = taps().map((tap, j) => tf.mul(tap, tf.reshape(tf.slice(w, [j, 0], [1, C]), [C])));
         y = terms.length === 1 ? terms[0]! : tf.addN(terms);
       } else {
         // Group-major columns [G, B*T', k*in/G] against [G, k*in/G, out/G]: one batched matMul.
-        const cols = tf.reshape(tf.stack(taps, 2), [B * outLength, k, G, perGroup]);
+        const cols = tf.reshape(tf.stack(taps(), 2), [B * outLength, k, G, perGroup]);
         const groupedCols = tf.reshape(tf.transpose(cols, [2, 0, 1, 3]), [G, B * outLength, k * perGroup]);
         const w = tf.reshape(
           tf.transpose(tf.reshape(this.weight, [k, perGroup, G, outPerGroup]), [2, 0, 1, 3]),
