@@ -24,6 +24,12 @@ export class DecodingRun {
   private readonly finished: FinishedRows;
   private readonly reasons: (FinishReason | null)[];
   private readonly decoders: StreamDecoder[] | null;
+  /**
+   * Whether forward calls get the padding mask. Without padding (every prompt token real, e.g. batch 1) and with
+   * nothing inserted that could read it, the mask's positions and bias equal the model's defaults (sequential
+   * positions, the causal mask: bit for bit), so it is left out: that saves ~20 tensor ops per decode step.
+   */
+  private readonly passMask: boolean;
   private steps = 0;
 
   constructor(plan: GenerationPlan) {
@@ -32,6 +38,7 @@ export class DecodingRun {
     this.history = plan.prompts.ids.map((row) => [...row]);
     this.emitted = Array.from({ length: batch }, () => []);
     this.mask = promptMask(plan.prompts);
+    this.passMask = this.mask.some((row) => row.includes(0)) || plan.model.model.inserted.list().length > 0;
     this.finished = new FinishedRows(batch);
     this.reasons = new Array<FinishReason | null>(batch).fill(null);
     const { tokenizer } = plan;
@@ -193,25 +200,25 @@ export class DecodingRun {
       return {
         ...common,
         ...this.promptTokens(),
-        paddingMask: tf.tensor2d(this.mask, [batch, length], 'float32'),
+        paddingMask: this.passMask ? tf.tensor2d(this.mask, [batch, length], 'float32') : undefined,
         positions: plan.positions ?? undefined,
         attentionBias: plan.attentionBias ?? undefined,
         tokenModality: plan.tokenModality ?? undefined,
       };
     }
     const total = length + steps;
-    const paddingMask = tf.tensor2d(this.mask, [batch, total], 'float32');
     if (this.cache) {
       // Feed only the last step's tokens; the cache holds everything before them. New tokens are text (modality 0).
       const last = this.emitted.map((row) => [row[steps - 1]!]);
       return {
         ...common,
         inputIds: tf.tensor2d(last, [batch, 1], 'int32'),
-        paddingMask,
+        paddingMask: this.passMask ? tf.tensor2d(this.mask, [batch, total], 'float32') : undefined,
         positions: this.generatedPositions(steps - 1, 1) ?? undefined,
       };
     }
     // Full recomputation: the prompt again, followed by every generated token.
+    const paddingMask = tf.tensor2d(this.mask, [batch, total], 'float32');
     const generated = tf.tensor2d(this.emitted, [batch, steps], 'int32');
     const prompt = this.promptTokens();
     const tokens: Pick<CausalLMInputs, 'inputIds' | 'inputsEmbeds'> = prompt.inputIds

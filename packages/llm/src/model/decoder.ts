@@ -4,7 +4,7 @@
  * layer shares (positions, rotary tables, attention bias, token routing) and the extension registries.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Embedding, KVCache, Module, RMSNorm, RotaryEmbedding } from '@chimera/core';
+import { Embedding, KVCache, Module, RMSNorm, RotaryEmbedding, type RotaryTables } from '@chimera/core';
 import { headDimOf, type LlamaConfig } from '../config';
 import { DecoderLayer, type LayerRun } from './decoder-layer';
 import {
@@ -135,7 +135,7 @@ export class LlamaModel extends Module {
           ? TokenRouting.fromTokenModality(inputs.tokenModality, batch, length, maxModalities)
           : TokenRouting.allText(batch, length);
       const context = inputs.context ?? {};
-      const run: LayerRun = { rotary: this.rotary.forward(positions), bias, cache, routing, context };
+      const run: LayerRun = { rotary: this.rotaryTables(positions, batch, length), bias, cache, routing, context };
       const blockContext = (layer: number, position: 'before' | 'after'): BlockContext => ({
         layer,
         position,
@@ -203,6 +203,17 @@ export class LlamaModel extends Module {
       if (mode === 'towers') for (let k = 1; k < numModalities; k++) cacheSlots.push(this.slots++);
       return this.layers[i]!.enableRouting({ numModalities, parts, mode, cacheSlots });
     });
+  }
+
+  /**
+   * cos/sin for the layers: [B, T, R], or [T, R] for one row, which applyRotary broadcasts without the two
+   * expandDims it would otherwise run in every layer (the same numbers; a decode step is bound by its op count).
+   */
+  private rotaryTables(positions: tf.Tensor, batch: number, length: number): RotaryTables {
+    const tables = this.rotary.forward(positions);
+    if (batch !== 1) return tables;
+    const rotated = tables.cos.shape[2]!;
+    return { cos: tf.reshape(tables.cos, [length, rotated]), sin: tf.reshape(tables.sin, [length, rotated]) };
   }
 
   /** The largest numModalities of any routed layer (1 when nothing is routed). */
