@@ -113,6 +113,7 @@ const CASES: Case[] = [
   { layer: 'conv1d', name: 'depthwise k5', in: 5, out: 5, k: 5, padding: 2, groups: 5, B: 2, T: 19 },
   { layer: 'conv1d', name: 'depthwise multiplier 2 dilation 3', in: 4, out: 8, k: 3, dilation: 3, groups: 4, B: 1, T: 21 },
   { layer: 'conv1d', name: "padding 'same' even kernel dilation 2", in: 3, out: 4, k: 4, dilation: 2, padding: 'same', B: 2, T: 15 },
+  { layer: 'conv1d', name: "padding 'same' even kernel (pads 1 left, 2 right)", in: 3, out: 5, k: 4, padding: 'same', B: 2, T: 10 },
   { layer: 'conv1d', name: 'causal padding [2, 0]', in: 4, out: 6, k: 3, padding: [2, 0], B: 2, T: 11 },
   { layer: 'conv1d', name: 'pointwise k1', in: 6, out: 3, k: 1, B: 3, T: 7 },
   { layer: 'conv1d', name: "'valid' stride 2 odd tail", in: 3, out: 5, k: 4, stride: 2, padding: 'valid', B: 2, T: 14 },
