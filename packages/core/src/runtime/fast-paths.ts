@@ -10,6 +10,7 @@ import { segmentSumCpuKernel, segmentSumWasmKernel } from './segment-sum';
 import { splitVGradient, unpackGradient } from './split-gradients';
 import { makeAliasIdentity, makeHeapConcat, makeHeapSlice, makeHeapSplitV, wasmHeapAccessible } from './wasm-data-movement';
 import { COMPARISONS, makeBroadcastCompare } from './wasm-compare';
+import { makeConv2DBackpropFilter, makeConv2DBackpropInput, makeDepthwiseBackpropFilter, makeDepthwiseBackpropInput, wasmConvAccessible } from './conv-gradients';
 import { makePanelTranspose } from './wasm-transpose';
 
 export interface FastPathInfo {
@@ -101,6 +102,7 @@ function gradientOverrides(configs: tf.GradConfig[]): Installer {
 }
 
 const heapReady = () => wasmHeapAccessible(tf.findBackend('wasm'));
+const convReady = () => wasmConvAccessible(tf.findBackend('wasm'));
 
 const FAST_PATH_LIST: FastPath[] = [
   {
@@ -163,6 +165,29 @@ const FAST_PATH_LIST: FastPath[] = [
     backends: ['wasm'],
     description: 'Equal, NotEqual, Less, LessEqual, Greater, GreaterEqual with fast broadcasting (the gradient of max)',
     ...kernelOverrides(Object.keys(COMPARISONS).map((name) => kernelOverride(name, 'wasm', (original) => makeBroadcastCompare(name, original.kernelFunc)))),
+  },
+  {
+    id: 'wasm-conv-filter-gradient',
+    backends: ['wasm'],
+    description: 'Conv2DBackpropFilter as a transposed im2col on heap views and XNNPACK matmuls, instead of the cpu fill-in',
+    ...kernelOverride('Conv2DBackpropFilter', 'wasm', (original) => (convReady() ? makeConv2DBackpropFilter(original.kernelFunc) : null)),
+  },
+  {
+    id: 'wasm-conv-input-gradient',
+    backends: ['wasm'],
+    description: "Conv2DBackpropInput (and conv2dTranspose) as one XNNPACK convolution per stride phase (sub-pixel decomposition), instead of wasm's naive loop",
+    ...kernelOverride('Conv2DBackpropInput', 'wasm', (original) =>
+      convReady() ? makeConv2DBackpropInput(original.kernelFunc, () => tf.getKernel('Conv2D', 'wasm')?.kernelFunc) : null,
+    ),
+  },
+  {
+    id: 'wasm-depthwise-gradients',
+    backends: ['wasm'],
+    description: 'Depthwise conv filter and input gradients as loops over heap views (bit for bit the cpu kernels), instead of the cpu fill-in on copies',
+    ...kernelOverrides([
+      kernelOverride('DepthwiseConv2dNativeBackpropFilter', 'wasm', (original) => (convReady() ? makeDepthwiseBackpropFilter(original.kernelFunc) : null)),
+      kernelOverride('DepthwiseConv2dNativeBackpropInput', 'wasm', (original) => (convReady() ? makeDepthwiseBackpropInput(original.kernelFunc) : null)),
+    ]),
   },
 ];
 

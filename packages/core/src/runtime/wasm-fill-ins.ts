@@ -1,7 +1,9 @@
 /**
  * Kernels the wasm backend lacks (ENGINE.md: the gradient of gather, conv filter gradients, einsum) are
  * filled by running the cpu backend's own kernel on copies of the inputs. One mechanism covers every
- * real-valued missing kernel, and each fill-in computes exactly what the cpu backend computes.
+ * real-valued missing kernel, and each fill-in computes exactly what the cpu backend computes. Fast paths replace
+ * the slow ones where they can (segment-sum.ts; conv-gradients.ts for NHWC float32 convolution gradients) and hand
+ * every other case back to the fill-in, which therefore stays registered.
  */
 import * as tf from '@tensorflow/tfjs';
 
