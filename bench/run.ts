@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BENCH_DIR, fixed, flag, markdownTable, option, writeResults } from './common';
 
-const SUITE = ['matmul', 'train-step', 'generation', 'generation-torch', 'memory', 'threads'] as const;
+const SUITE = ['matmul', 'train-step', 'generation', 'generation-torch', 'generation-stories', 'memory', 'threads'] as const;
 
 const only = option('only')?.split(',');
 const passThrough = [...(flag('quick') ? ['--quick'] : []), ...(option('backend') ? ['--backend', option('backend')!] : [])];
@@ -68,6 +68,14 @@ if (generationTorch && runs.some((r) => r.name === 'generation-torch') && !gener
   for (const r of generationTorch.rows) {
     rows.push([`generate ctx ${r.context} (cache): vs torch ${r.threads}T`, `${fixed(r.ratio, 2)}x`, `${fixed(r.chimera.tokensPerSecond)} vs ${fixed(r.torch.tokens_per_second)} tok/s`]);
   }
+}
+const stories = read('generation-stories');
+if (stories && runs.some((r) => r.name === 'generation-stories')) {
+  for (const r of stories.rows) {
+    const torch = r.torch ? `${fixed(r.chimera.tokensPerSecond)} vs ${fixed(r.torch.tokens_per_second)} tok/s` : 'no torch';
+    rows.push([`generate stories15M ${r.head} (cache): vs torch 1T`, `${fixed(r.ratio, 2)}x`, `${torch}; decode ratio ${fixed(r.decodeRatio, 2)}x`]);
+  }
+  rows.push(['generate stories15M: tied vs untied', `${fixed(stories.tiedOverUntied, 2)}x`, `${stories.newTokens} new tokens, best of 2 calls each`]);
 }
 const generation = read('generation');
 if (generation && runs.some((r) => r.name === 'generation')) {
