@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/runtime/backend';
 import { Rng, manualSeed } from '../src/runtime/random';
-import { setConvChunkFloats } from '../src/runtime/conv-gradients';
+import { setConvChunkFloats, setConvFilterMethod } from '../src/runtime/conv-gradients';
 import { Conv2d } from '../src/nn/conv';
 
 // The convolution-gradient fast paths (conv-gradients.ts) against tfjs's cpu kernels and gradients: each case runs
@@ -53,21 +53,29 @@ function expectBitwise(actual: Float32Array[], expected: Float32Array[], label: 
 
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 
-/** Runs `fn` on the cpu backend (reference) and on wasm with the fast paths, whole and in small chunks. */
-async function onBothBackends(fn: () => tf.Tensor[]): Promise<{ reference: Float32Array[]; wasm: Float32Array[]; chunked: Float32Array[] }> {
+/**
+ * Runs `fn` on the cpu backend (reference) and on wasm with the fast paths: as chosen, and with each filter-gradient
+ * method forced (the patch matrix in chunks of a few output lines, so the chunked path and a ragged last chunk run).
+ */
+async function onBothBackends(fn: () => tf.Tensor[]): Promise<{ reference: Float32Array[]; wasm: Float32Array[]; chunked: Float32Array[]; views: Float32Array[] }> {
   await initBackend({ backend: 'cpu' });
   const reference = read(fn);
   const report = await initBackend({ backend: 'wasm' });
   expect(report.fastPaths).toEqual(expect.arrayContaining(['wasm-conv-filter-gradient', 'wasm-conv-input-gradient', 'wasm-depthwise-gradients']));
   const wasm = read(fn);
-  setConvChunkFloats(97); // a few output lines (or rows) per chunk: every chunked path, ragged last chunk
+  setConvFilterMethod('patches');
+  setConvChunkFloats(97);
   const chunked = read(fn);
   setConvChunkFloats();
-  return { reference, wasm, chunked };
+  setConvFilterMethod('views');
+  const views = read(fn);
+  setConvFilterMethod();
+  return { reference, wasm, chunked, views };
 }
 
 afterEach(() => {
   setConvChunkFloats();
+  setConvFilterMethod();
 });
 
 interface ConvCase {
@@ -107,9 +115,10 @@ describe('Conv2D gradients on wasm (wasm-conv-filter-gradient, wasm-conv-input-g
       const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, strides, pad), r)))([xs, w]);
       return [y, dx!, dw!];
     };
-    const { reference, wasm, chunked } = await onBothBackends(run);
+    const { reference, wasm, chunked, views } = await onBothBackends(run);
     expectClose(wasm, reference, 'wasm');
-    expectClose(chunked, reference, 'wasm, chunked');
+    expectClose(chunked, reference, 'wasm, patch matrix in chunks');
+    expectClose(views, reference, 'wasm, shifted views');
   });
 
   it.each(CONV_CASES)(
@@ -125,9 +134,10 @@ describe('Conv2D gradients on wasm (wasm-conv-filter-gradient, wasm-conv-input-g
         const [gdy, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2dTranspose(a as tf.Tensor4D, b as tf.Tensor4D, x, strides, pad as 'same'), r)))([dy, w]);
         return [y, gdy!, gw!];
       };
-      const { reference, wasm, chunked } = await onBothBackends(run);
+      const { reference, wasm, chunked, views } = await onBothBackends(run);
       expectClose(wasm, reference, 'wasm');
-      expectClose(chunked, reference, 'wasm, chunked');
+      expectClose(chunked, reference, 'wasm, patch matrix in chunks');
+      expectClose(views, reference, 'wasm, shifted views');
     },
   );
 
@@ -144,9 +154,10 @@ describe('Conv2D gradients on wasm (wasm-conv-filter-gradient, wasm-conv-input-g
         conv.dispose();
         return out;
       };
-      const { reference, wasm, chunked } = await onBothBackends(run);
+      const { reference, wasm, chunked, views } = await onBothBackends(run);
       expectClose(wasm, reference, `stride ${stride} dilation ${dilation}`);
-      expectClose(chunked, reference, `stride ${stride} dilation ${dilation}, chunked`);
+      expectClose(chunked, reference, `stride ${stride} dilation ${dilation}, patch matrix in chunks`);
+      expectClose(views, reference, `stride ${stride} dilation ${dilation}, shifted views`);
     }
   });
 

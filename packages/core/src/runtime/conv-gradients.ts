@@ -3,20 +3,22 @@
  * ran tfjs's pure-JS cpu kernel on copies: 0.02 GFLOP/s, ~700x below the matmul rate) and computes
  * Conv2DBackpropInput with a naive C++ loop (~2 GFLOP/s, 10x below it). Here, NHWC as in TensorFlow:
  *
- * - filter gradient: im2col (Chellapilla et al. 2006, "High Performance Convolutional Neural Networks for Document
- *   Processing"; Caffe's im2col) in transposed form on heap views, then one XNNPACK matmul per chunk:
- *   dW [kH*kW*in, out] = colsT [kH*kW*in, M] @ dy [M, out] (M = batch * output pixels). The packed (right-hand)
- *   operand is dy, the small one: XNNPACK runs a product whose packed operand is large and whose left operand has
- *   few rows at ~1 GFLOP/s. x is first made channel-major and split by stride phase, so every patch row is built
- *   from contiguous runs (copyWithin), not element by element;
+ * - filter gradient: dW [kH*kW*in, out] = colsT [kH*kW*in, M] @ dy [M, out] (M = batch * output pixels) on
+ *   XNNPACK's plain 2-D matmul. The packed (right-hand) operand is dy, the small one: XNNPACK runs a product whose
+ *   packed operand is large and whose left operand has few rows at ~1 GFLOP/s. x is first made channel-major and
+ *   split by stride phase, so the operand is built from contiguous runs (copyWithin), never element by element. On
+ *   small images colsT is the transposed patch matrix (im2col: Chellapilla et al. 2006, "High Performance
+ *   Convolutional Neural Networks for Document Processing"; Caffe), built in chunks of output rows. On large ones
+ *   the kH*kW copies of x cost more than they save, so each tap's rows are a view into one padded copy of x, shifted
+ *   by the tap's offset, against dy laid on the same padded grid (zeros where a view reads padding): one matmul per
+ *   tap, no patch matrix;
  * - input gradient (also tf.conv2dTranspose's forward pass): the sub-pixel decomposition of a transposed
  *   convolution (Shi et al. 2016, "Is the deconvolution layer the same as a convolutional layer?"): one stride-1
  *   convolution per stride phase on wasm's own XNNPACK Conv2D kernel, with that phase's taps rotated 180 degrees and
  *   their channel axes swapped. No multiplication by inserted zeros, no col2im; stride 1 is a single convolution
  *   whose output is dx.
  *
- * The patch matrix is built in chunks of whole output rows within CHUNK_FLOATS, whatever the image size. These sum in
- * float32 in XNNPACK's order where the cpu kernels sum in float64: equal within float32 rounding (1e-5 relative),
+ * These sum in float32 in XNNPACK's order where the cpu kernels sum in float64: equal within float32 rounding (1e-5 relative),
  * not bit for bit. The depthwise gradients have little arithmetic (no channel mixing): they are JS loops over heap
  * views that accumulate in float64 in the cpu kernels' order, so they are bit for bit the cpu kernels' results.
  * NCHW, non-float32 inputs, dilations above 1 (which tfjs's gradients refuse) and degenerate shapes go to the
@@ -338,42 +340,140 @@ export function makeConv2DBackpropFilter(original: tf.KernelFunc): tf.KernelFunc
     const g = geometry(info);
     if (isEmpty(g) || info.outShape.some((d, i) => d !== dy.shape[i])) return original(args);
     const backend = args.backend as unknown as WasmConvBackend;
-    const k = g.kH * g.kW * g.inC;
-    const n = g.outC;
-    const lines = g.batch * g.outH; // output rows (b, oh); a chunk is whole lines
-    const linesPerChunk = Math.max(1, Math.min(lines, Math.floor(chunkFloats / (k * g.outW))));
+    const dW = scratch(backend, [g.kH * g.kW * g.inC, g.outC]);
     let xP: Phased | null = null;
-    const colsT = scratch(backend, [k, linesPerChunk * g.outW]);
-    const dW = scratch(backend, [k, n]);
-    const part = linesPerChunk < lines ? scratch(backend, [k, n]) : null;
-    const views = viewRegistry(backend);
     try {
       xP = phasedInput(backend, x, g);
       const layout = { at: xP.scratch.at, ph: xP.ph, pw: xP.pw };
-      const dyAt = located(backend, dy).at;
-      for (let line0 = 0; line0 < lines; line0 += linesPerChunk) {
-        const count = Math.min(linesPerChunk, lines - line0);
-        const columns = count * g.outW;
-        im2colTransposed(backend.wasm.HEAPF32, layout, g, line0, count, colsT.at);
-        // dW [K, out] += colsT [K, M] @ dy [M, out]. The packed (right) operand is the small one, dy: XNNPACK packs
-        // it per call, and a large packed operand with few rows runs at ~1 GFLOP/s. Fresh id: new values each chunk.
-        const dyChunk = views.view(dyAt + line0 * g.outW * n, columns * n);
-        matMul(backend, colsT.id, dyChunk, line0 === 0 ? dW.id : part!.id, k, columns, n);
-        if (line0 > 0) {
-          const heap = backend.wasm.HEAPF32;
-          for (let i = 0; i < k * n; i++) heap[dW.at + i] += heap[part!.at + i]!;
-        }
-        views.disposeAll();
-      }
+      const useViews = filterMethod === 'auto' ? g.inC >= VIEW_MIN_CHANNELS && g.batch * g.outH * g.outW >= VIEW_MIN_POSITIONS : filterMethod === 'views';
+      if (useViews) filterViaShiftedViews(backend, layout, dy, g, dW);
+      else filterViaPatchMatrix(backend, layout, dy, g, dW);
       return { dataId: dW.info.dataId, shape: filterShape.slice(), dtype: 'float32' };
     } catch (error) {
       backend.disposeData(dW.info.dataId);
       throw error;
     } finally {
-      views.disposeAll();
-      for (const t of [xP?.scratch, colsT, part]) if (t) backend.disposeData(t.info.dataId);
+      if (xP) backend.disposeData(xP.scratch.info.dataId);
     }
   };
+}
+
+/**
+ * When the filter gradient uses shifted views (one matmul per tap, each with `in` rows) rather than the patch matrix
+ * (one matmul with kH*kW*in rows): the patch matrix costs kH*kW copies of the input, the views cost matmuls with
+ * fewer rows, which XNNPACK runs more slowly. Measured on the conv stack's and Whisper's layers (bench/conv.ts shapes,
+ * 2 wasm threads, one noisy run): views 1.3-1.9x faster on 32x32 and 64x64 images at batch 8 and on Whisper's 3000
+ * frames, about even at 2048 positions, 1.1-1.3x slower at 512 positions and below.
+ */
+export const VIEW_MIN_CHANNELS = 8;
+export const VIEW_MIN_POSITIONS = 2048;
+let filterMethod: 'auto' | 'views' | 'patches' = 'auto';
+
+/** Forces one filter-gradient method (tests cover both on every case); returns the previous setting. Internal. */
+export function setConvFilterMethod(method: 'auto' | 'views' | 'patches' = 'auto'): 'auto' | 'views' | 'patches' {
+  const previous = filterMethod;
+  filterMethod = method;
+  return previous;
+}
+
+/**
+ * dW [kH*kW*in, out] = colsT [kH*kW*in, M] @ dy [M, out] (M = batch * output pixels), in chunks of whole output rows.
+ * The packed (right) operand is the small one, dy: XNNPACK runs a product whose packed operand is large and whose left
+ * operand has few rows at ~1 GFLOP/s.
+ */
+function filterViaPatchMatrix(backend: WasmConvBackend, xp: { at: number; ph: number; pw: number }, dy: tf.TensorInfo, g: Geometry, dW: Scratch): void {
+  const k = g.kH * g.kW * g.inC;
+  const n = g.outC;
+  const lines = g.batch * g.outH; // output rows (b, oh); a chunk is whole lines
+  const linesPerChunk = Math.max(1, Math.min(lines, Math.floor(chunkFloats / (k * g.outW))));
+  const colsT = scratch(backend, [k, linesPerChunk * g.outW]);
+  const part = linesPerChunk < lines ? scratch(backend, [k, n]) : null;
+  const views = viewRegistry(backend);
+  try {
+    const dyAt = located(backend, dy).at;
+    for (let line0 = 0; line0 < lines; line0 += linesPerChunk) {
+      const count = Math.min(linesPerChunk, lines - line0);
+      const columns = count * g.outW;
+      im2colTransposed(backend.wasm.HEAPF32, xp, g, line0, count, colsT.at);
+      // A fresh id for dy's rows: XNNPACK caches the packed operand by id.
+      const dyChunk = views.view(dyAt + line0 * g.outW * n, columns * n);
+      matMul(backend, colsT.id, dyChunk, line0 === 0 ? dW.id : part!.id, k, columns, n);
+      if (line0 > 0) {
+        const heap = backend.wasm.HEAPF32;
+        for (let i = 0; i < k * n; i++) heap[dW.at + i] += heap[part!.at + i]!;
+      }
+      views.disposeAll();
+    }
+  } finally {
+    views.disposeAll();
+    backend.disposeData(colsT.info.dataId);
+    if (part) backend.disposeData(part.info.dataId);
+  }
+}
+
+/**
+ * dW[kh, kw] [in, out] = A_tap [in, P] @ dyPad [P, out], one XNNPACK matmul per tap, all against the same packed dy.
+ * The positions run over a grid of Rp x Qp per image, the output pixels plus room for the furthest tap; dyPad is dy
+ * on that grid, zero outside the output pixels. x is laid out once per stride phase on the same grid, channel-major
+ * (xPh[phase, c, b, i, j] = x[b, i*sH + ph - padTop, j*sW + pw - padLeft, c], zero in the padding), so that every
+ * tap's operand A_tap is a view of xPh at the tap's phase and offset: row c, position (b, i, j) reads
+ * x[b, (i + kh*dH div sH)*sH + ..] exactly for the output pixels, and finite values that meet dyPad's zeros elsewhere.
+ * No patch matrix: x is copied about once instead of kH*kW times.
+ */
+function filterViaShiftedViews(backend: WasmConvBackend, xp: { at: number; ph: number; pw: number }, dy: tf.TensorInfo, g: Geometry, dW: Scratch): void {
+  const { batch, inC, outH, outW, outC, kH, kW, strideH, strideW, dilationH, dilationW, padTop, padLeft } = g;
+  const rowsP = outH + Math.floor(((kH - 1) * dilationH) / strideH);
+  const colsP = outW + Math.floor(((kW - 1) * dilationW) / strideW);
+  const positions = batch * rowsP * colsP;
+  const phasePlane = inC * positions;
+  const margin = Math.floor(((kH - 1) * dilationH) / strideH) * colsP + Math.floor(((kW - 1) * dilationW) / strideW);
+  const xPh = scratch(backend, [strideH * strideW * phasePlane + margin]);
+  const dyPad = scratch(backend, [positions, outC]);
+  const views = viewRegistry(backend);
+  try {
+    const heap = backend.wasm.HEAPF32;
+    // Every phase is written (zeros where unused), and the margin zeroed: views read past their rows, into the next
+    // phase or the margin, at positions where dyPad is zero, and 0 * NaN from uninitialised memory would not be zero.
+    for (let ph = 0; ph < strideH; ph++) {
+      for (let pw = 0; pw < strideW; pw++) {
+        const phaseGeometry: Geometry = { ...g, kH: 1, kW: 1, dilationH: 1, dilationW: 1, padTop: padTop - ph, padLeft: padLeft - pw, outH: rowsP, outW: colsP };
+        im2colTransposed(heap, xp, phaseGeometry, 0, batch * rowsP, xPh.at + (ph * strideW + pw) * phasePlane);
+      }
+    }
+    heap.fill(0, xPh.at + strideH * strideW * phasePlane, xPh.at + strideH * strideW * phasePlane + margin);
+    // dy on the grid.
+    const dyAt = located(backend, dy).at;
+    const rowFloats = outW * outC;
+    for (let b = 0; b < batch; b++) {
+      const image = dyPad.at + b * rowsP * colsP * outC;
+      if (colsP === outW) {
+        heap.copyWithin(image, dyAt + b * outH * rowFloats, dyAt + (b + 1) * outH * rowFloats);
+      } else {
+        for (let i = 0; i < outH; i++) {
+          const to = image + i * colsP * outC;
+          heap.copyWithin(to, dyAt + (b * outH + i) * rowFloats, dyAt + (b * outH + i + 1) * rowFloats);
+          heap.fill(0, to + rowFloats, to + colsP * outC);
+        }
+      }
+      heap.fill(0, image + outH * colsP * outC, image + rowsP * colsP * outC);
+    }
+    for (let kh = 0; kh < kH; kh++) {
+      const rowPhase = (kh * dilationH) % strideH;
+      const rowShift = Math.floor((kh * dilationH) / strideH);
+      for (let kw = 0; kw < kW; kw++) {
+        const colPhase = (kw * dilationW) % strideW;
+        const colShift = Math.floor((kw * dilationW) / strideW);
+        const a = views.view(xPh.at + (rowPhase * strideW + colPhase) * phasePlane + rowShift * colsP + colShift, phasePlane);
+        const out = views.view(dW.at + (kh * kW + kw) * inC * outC, inC * outC);
+        // dyPad keeps its id over the taps: XNNPACK packs it once.
+        matMul(backend, a, dyPad.id, out, inC, positions, outC);
+      }
+    }
+  } finally {
+    views.disposeAll();
+    backend.disposeData(xPh.info.dataId);
+    backend.disposeData(dyPad.info.dataId);
+  }
 }
 
 interface Conv2DBackpropInputAttrs {
