@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BENCH_DIR, fixed, flag, markdownTable, option, writeResults } from './common';
 
-const SUITE = ['matmul', 'train-step', 'generation', 'generation-torch', 'generation-stories', 'memory', 'threads'] as const;
+const SUITE = ['matmul', 'train-step', 'conv', 'generation', 'generation-torch', 'generation-stories', 'memory', 'threads'] as const;
 
 const only = option('only')?.split(',');
 const passThrough = [...(flag('quick') ? ['--quick'] : []), ...(option('backend') ? ['--backend', option('backend')!] : [])];
@@ -84,6 +84,20 @@ if (generation && runs.some((r) => r.name === 'generation')) {
 const memory = read('memory');
 if (memory && runs.some((r) => r.name === 'memory')) {
   rows.push([`memory: tensors after ${memory.steps} steps`, memory.tensorGrowth === 0 ? 'no growth' : `+${memory.tensorGrowth}`, `peak RSS ${fixed(memory.peakRssMB, 0)} MB`]);
+}
+
+const conv = read('conv');
+if (conv && runs.some((r) => r.name === 'conv')) {
+  const ratios = (label: string, result: { seconds: number; cpuSeconds: number; torch: { threads: number; seconds: number; cpuSeconds: number }[] }, unit: string) => {
+    rows.push([`${label}: ms`, fixed(result.seconds * 1000, 0), `CPU ${fixed(result.cpuSeconds * 1000, 0)} ms`]);
+    for (const t of result.torch) {
+      const cpu = t.threads === 1 ? `; CPU time ratio ${fixed(t.cpuSeconds / result.cpuSeconds, 2)}x` : '';
+      rows.push([`${label}: vs torch ${t.threads} thread${t.threads > 1 ? 's' : ''}`, `${fixed(t.seconds / result.seconds, 2)}x`, `torch ${fixed(t.seconds * 1000, 0)} ms ${unit}${cpu}`]);
+    }
+  };
+  ratios(`conv stack train step (batch ${conv.stack.batch})`, conv.stack, 'per step');
+  ratios('Whisper conv1d front end forward', conv.frontEnd, 'per forward');
+  for (const k of conv.kernels ?? []) rows.push([`conv fast path: ${k.name}`, `${fixed(k.speedup)}x`, `${fixed(k.offMs)} -> ${fixed(k.onMs)} ms`]);
 }
 
 const threads = read('threads');
