@@ -2,7 +2,8 @@
  * Convolution benchmark: a VQ-VAE-shaped conv stack's training step and a Whisper-shaped conv1d front end's forward
  * pass, each against its PyTorch twin (bench/torch/conv_vqvae.py, conv_whisper.py) on 1 and 2 threads, and what the
  * convolution-gradient fast paths (packages/core/src/runtime/conv-gradients.ts) buy over the kernels they replace,
- * timed with them off and on in the same process.
+ * timed with them off and on in the same process, and each of the stack's convolutions (forward, input and filter
+ * gradients) against the matmul rate of the same shape.
  *
  *   npx vite-node bench/conv.ts        # optional: --backend cpu|wasm, --quick, --batch 8
  *
@@ -290,29 +291,64 @@ async function measureKernels(backend: BackendName): Promise<KernelResult[]> {
   return results;
 }
 
-/** conv2d forward (wasm: XNNPACK) against the 2-D matmul of the same size, to check it runs at the matmul rate. */
-async function measureForward(backend: BackendName): Promise<{ name: string; convGflops: number; matmulGflops: number }[]> {
+interface LayerResult {
+  name: string;
+  mflop: number;
+  matmulGflops: number;
+  forwardGflops: number;
+  inputGradientGflops: number;
+  filterGradientGflops: number;
+}
+
+/**
+ * Every conv of the stack on its own: forward (wasm's XNNPACK kernel, no fast path), input gradient and filter
+ * gradient (the fast paths), each against the 2-D matmul of the same size ([M, K] @ [K, N], fresh right operand),
+ * the rate XNNPACK reaches on that shape. Best of 4 each; the time of the fresh weight copy is subtracted.
+ */
+async function measureLayers(backend: BackendName): Promise<LayerResult[]> {
   await initBackend({ backend });
-  const cases: [string, number[], number[], number][] = [
-    ['3x3 stride 1, [8,64,64,32] -> 32', [8, 64, 64, 32], [3, 3, 32, 32], 1],
-    ['3x3 stride 2, [8,64,64,32] -> 64', [8, 64, 64, 32], [3, 3, 32, 64], 2],
-    ['3x3 stride 1, [8,16,16,128] -> 128', [8, 16, 16, 128], [3, 3, 128, 128], 1],
-  ];
-  return cases.map(([name, xs, ws, s]) => {
-    const x = tf.randomNormal(xs);
-    const w = tf.randomNormal(ws);
-    const conv = () => tf.tidy(() => tf.conv2d(x as tf.Tensor4D, tf.add(w, 0) as tf.Tensor4D, s, 'same')).dataSync();
-    const copy = () => tf.tidy(() => tf.add(w, 0)).dataSync();
-    const bestMs = (fn: () => unknown) => {
-      fn();
-      return Math.min(...Array.from({ length: 4 }, () => timeWallAndCpu(() => void fn()).wallMs));
+  const layers: [string, number, number, number, number][] = []; // name, input size, cin, cout, stride
+  layers.push(['conv_in', SIZE, 3, WIDTHS[0]!, 1]);
+  let size = SIZE;
+  for (let i = 1; i < WIDTHS.length; i++, size /= 2) layers.push([`down${i}`, size, WIDTHS[i - 1]!, WIDTHS[i]!, 2]);
+  const reversed = [...WIDTHS].reverse();
+  for (let i = 1; i < reversed.length; i++) layers.push([`up${i}`, (size *= 2), reversed[i - 1]!, reversed[i]!, 1]);
+  layers.push(['conv_out', SIZE, WIDTHS[0]!, 3, 1]);
+  const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [1, 1], [1, 1], [0, 0]];
+  const bestMs = (fn: () => tf.Tensor) => {
+    tf.dispose(fn());
+    let best = Infinity;
+    for (let i = 0; i < (quick ? 2 : 4); i++) {
+      const start = performance.now();
+      const out = fn();
+      out.dataSync();
+      best = Math.min(best, performance.now() - start);
+      out.dispose();
+    }
+    return best;
+  };
+  return layers.map(([name, s, cin, cout, stride]) => {
+    const x = tf.randomNormal([BATCH, s, s, cin]) as tf.Tensor4D;
+    const w = tf.randomNormal([3, 3, cin, cout]) as tf.Tensor4D;
+    const outSize = s / stride;
+    const dy = tf.randomNormal([BATCH, outSize, outSize, cout]) as tf.Tensor4D;
+    const m = BATCH * outSize * outSize;
+    const k = 9 * cin;
+    const flops = 2 * m * k * cout;
+    const copyMs = bestMs(() => tf.add(w, 0));
+    const forwardMs = bestMs(() => tf.tidy(() => tf.conv2d(x, tf.add(w, 0) as tf.Tensor4D, stride, pad))) - copyMs;
+    const inputMs = bestMs(() => tf.conv2dTranspose(dy, w, [BATCH, s, s, cin], stride, pad as never));
+    const filterMs = bestMs(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides: [stride, stride], pad, dataFormat: 'NHWC', filterShape: [3, 3, cin, cout] } as never) as tf.Tensor);
+    tf.dispose([x, w, dy]);
+    const rate = (ms: number) => flops / Math.max(ms, 1e-3) / 1e6;
+    return {
+      name: `${name} [${BATCH},${s},${s},${cin}] -> ${cout}${stride > 1 ? ' stride 2' : ''}`,
+      mflop: flops / 1e6,
+      matmulGflops: matmulRates(m, k, cout, quick ? 2 : 4).wall,
+      forwardGflops: rate(forwardMs),
+      inputGradientGflops: rate(inputMs),
+      filterGradientGflops: rate(filterMs),
     };
-    const ms = Math.max(bestMs(conv) - bestMs(copy), 1e-3);
-    const m = xs[0]! * (xs[1]! / s) * (xs[2]! / s);
-    const k = ws[0]! * ws[1]! * ws[2]!;
-    const flops = 2 * m * k * ws[3]!;
-    tf.dispose([x, w]);
-    return { name, convGflops: flops / ms / 1e6, matmulGflops: matmulRates(m, k, ws[3]!, 4).wall };
   });
 }
 
@@ -324,7 +360,7 @@ async function main(): Promise<void> {
   const stack = await measureStack(backend);
   const frontEnd = await measureFrontEnd(backend);
   const kernels = await measureKernels(backend);
-  const forward = await measureForward(backend);
+  const layers = await measureLayers(backend);
 
   const torchRow = (label: string, seconds: number, cpuSeconds: number, torch: TorchTiming[]) =>
     torch.map((t) => [label, `torch ${t.threads} thread${t.threads > 1 ? 's' : ''}`, fixed(t.seconds * 1000, 0), fixed(t.seconds / seconds, 2), fixed(t.cpuSeconds / cpuSeconds, 2)]);
@@ -358,10 +394,15 @@ async function main(): Promise<void> {
     console.log('\nConvolution-gradient fast paths: the kernels they replace (tfjs: cpu fill-in or wasm loop) vs the fast paths');
     console.log(markdownTable(['kernel', 'tfjs ms', 'fast ms', 'speed-up', 'fast GFLOP/s'], kernels.map((k) => [k.name, fixed(k.offMs), fixed(k.onMs), `${fixed(k.speedup)}x`, fixed(k.gflop / (k.onMs / 1000))])));
   }
-  console.log('\nconv2d forward (no fast path) against the 2-D matmul of the same size');
-  console.log(markdownTable(['shape', 'conv GFLOP/s', 'matmul GFLOP/s', 'ratio'], forward.map((f) => [f.name, fixed(f.convGflops), fixed(f.matmulGflops), fixed(f.convGflops / f.matmulGflops, 2)])));
+  console.log('\nThe stack\'s convolutions one by one (GFLOP/s): the 2-D matmul of the same size, the forward pass (no fast path), the input and filter gradients (fast paths)');
+  console.log(
+    markdownTable(
+      ['layer', 'MFLOP', 'matmul', 'forward', 'input grad', 'filter grad'],
+      layers.map((l) => [l.name, fixed(l.mflop, 0), fixed(l.matmulGflops), fixed(l.forwardGflops), fixed(l.inputGradientGflops), fixed(l.filterGradientGflops)]),
+    ),
+  );
 
-  console.log(`\nwrote ${writeResults('conv', { stack, frontEnd, kernels, forward, fastPaths: report.fastPaths })}`);
+  console.log(`\nwrote ${writeResults('conv', { stack, frontEnd, kernels, layers, fastPaths: report.fastPaths })}`);
 }
 
 main().catch((error) => {
