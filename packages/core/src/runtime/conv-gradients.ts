@@ -486,9 +486,10 @@ interface Conv2DBackpropInputAttrs {
 
 /**
  * Conv2DBackpropInput: dx [B, H, W, in] from dy [B, oH, oW, out] and the filter [kH, kW, in, out]. This is also
- * tf.conv2dTranspose's forward pass. `conv2d` is wasm's Conv2D kernel (XNNPACK), used for stride 1.
+ * tf.conv2dTranspose's forward pass. `conv` is wasm's Conv2D kernel (XNNPACK) as registered when the fast path is
+ * installed; it is called directly, so a kernel profile counts its time under Conv2DBackpropInput only.
  */
-export function makeConv2DBackpropInput(original: tf.KernelFunc, conv2d: () => tf.KernelFunc | undefined): tf.KernelFunc {
+export function makeConv2DBackpropInput(original: tf.KernelFunc, conv: tf.KernelFunc | undefined): tf.KernelFunc {
   return (args) => {
     const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
     const { strides, pad, dataFormat, dimRoundingMode, inputShape } = args.attrs as unknown as Conv2DBackpropInputAttrs;
@@ -498,7 +499,6 @@ export function makeConv2DBackpropInput(original: tf.KernelFunc, conv2d: () => t
     const g = geometry(info);
     if (isEmpty(g) || info.outShape.some((d, i) => d !== dy.shape[i])) return original(args);
     const backend = args.backend as unknown as WasmConvBackend;
-    const conv = conv2d();
     return conv ? viaPhaseConvolutions(backend, dy, filter, g, conv) : original(args);
   };
 }

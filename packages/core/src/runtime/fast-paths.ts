@@ -177,7 +177,7 @@ const FAST_PATH_LIST: FastPath[] = [
     backends: ['wasm'],
     description: "Conv2DBackpropInput (and conv2dTranspose) as one XNNPACK convolution per stride phase (sub-pixel decomposition), instead of wasm's naive loop",
     ...kernelOverride('Conv2DBackpropInput', 'wasm', (original) =>
-      convReady() ? makeConv2DBackpropInput(original.kernelFunc, () => tf.getKernel('Conv2D', 'wasm')?.kernelFunc) : null,
+      convReady() ? makeConv2DBackpropInput(original.kernelFunc, tf.getKernel('Conv2D', 'wasm')?.kernelFunc) : null,
     ),
   },
   {
