@@ -70,15 +70,23 @@ export function setConvChunkFloats(floats: number = CHUNK_FLOATS): number {
 
 type NativeMatMul = (aId: number, aShape: Uint8Array, aRank: number, bId: number, bShape: Uint8Array, bRank: number, transposeA: boolean, transposeB: boolean, outId: number) => void;
 type NativeTranspose = (xId: number, xShape: Uint8Array, xRank: number, dtype: number, outId: number, perm: Uint8Array, permRank: number) => void;
+type NativePad = (xId: number, xShape: Uint8Array, xRank: number, dtype: number, before: Uint8Array, after: Uint8Array, value: number, outId: number) => void;
+interface Natives {
+  matMul: NativeMatMul;
+  transpose: NativeTranspose;
+  pad: NativePad;
+}
 
-const natives = new WeakMap<object, { matMul: NativeMatMul; transpose: NativeTranspose }>();
+const natives = new WeakMap<object, Natives>();
 
-function nativesOf(backend: WasmConvBackend): { matMul: NativeMatMul; transpose: NativeTranspose } {
+/** wasm's own BatchMatMul (XNNPACK for unflagged batch-1 operands), Transpose and PadV2, called by tensor id. */
+function nativesOf(backend: WasmConvBackend): Natives {
   let fns = natives.get(backend.wasm);
   if (!fns) {
     fns = {
       matMul: backend.wasm.cwrap('BatchMatMul', null, ['number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number']) as unknown as NativeMatMul,
       transpose: backend.wasm.cwrap('Transpose', null, ['number', 'array', 'number', 'number', 'number', 'array', 'number']) as unknown as NativeTranspose,
+      pad: backend.wasm.cwrap('PadV2', null, ['number', 'array', 'number', 'number', 'array', 'array', 'number', 'number']) as unknown as NativePad,
     };
     natives.set(backend.wasm, fns);
   }
@@ -341,19 +349,14 @@ export function makeConv2DBackpropFilter(original: tf.KernelFunc): tf.KernelFunc
     if (isEmpty(g) || info.outShape.some((d, i) => d !== dy.shape[i])) return original(args);
     const backend = args.backend as unknown as WasmConvBackend;
     const dW = scratch(backend, [g.kH * g.kW * g.inC, g.outC]);
-    let xP: Phased | null = null;
     try {
-      xP = phasedInput(backend, x, g);
-      const layout = { at: xP.scratch.at, ph: xP.ph, pw: xP.pw };
       const useViews = filterMethod === 'auto' ? g.inC >= VIEW_MIN_CHANNELS && g.batch * g.outH * g.outW >= VIEW_MIN_POSITIONS : filterMethod === 'views';
-      if (useViews) filterViaShiftedViews(backend, layout, dy, g, dW);
-      else filterViaPatchMatrix(backend, layout, dy, g, dW);
+      if (useViews) filterViaShiftedViews(backend, x, dy, g, dW);
+      else filterViaPatchMatrix(backend, x, dy, g, dW);
       return { dataId: dW.info.dataId, shape: filterShape.slice(), dtype: 'float32' };
     } catch (error) {
       backend.disposeData(dW.info.dataId);
       throw error;
-    } finally {
-      if (xP) backend.disposeData(xP.scratch.info.dataId);
     }
   };
 }
@@ -381,11 +384,13 @@ export function setConvFilterMethod(method: 'auto' | 'views' | 'patches' = 'auto
  * The packed (right) operand is the small one, dy: XNNPACK runs a product whose packed operand is large and whose left
  * operand has few rows at ~1 GFLOP/s.
  */
-function filterViaPatchMatrix(backend: WasmConvBackend, xp: { at: number; ph: number; pw: number }, dy: tf.TensorInfo, g: Geometry, dW: Scratch): void {
+function filterViaPatchMatrix(backend: WasmConvBackend, x: tf.TensorInfo, dy: tf.TensorInfo, g: Geometry, dW: Scratch): void {
   const k = g.kH * g.kW * g.inC;
   const n = g.outC;
   const lines = g.batch * g.outH; // output rows (b, oh); a chunk is whole lines
   const linesPerChunk = Math.max(1, Math.min(lines, Math.floor(chunkFloats / (k * g.outW))));
+  const phased = phasedInput(backend, x, g);
+  const xp = { at: phased.scratch.at, ph: phased.ph, pw: phased.pw };
   const colsT = scratch(backend, [k, linesPerChunk * g.outW]);
   const part = linesPerChunk < lines ? scratch(backend, [k, n]) : null;
   const views = viewRegistry(backend);
@@ -406,6 +411,7 @@ function filterViaPatchMatrix(backend: WasmConvBackend, xp: { at: number; ph: nu
     }
   } finally {
     views.disposeAll();
+    backend.disposeData(phased.scratch.info.dataId);
     backend.disposeData(colsT.info.dataId);
     if (part) backend.disposeData(part.info.dataId);
   }
@@ -420,8 +426,8 @@ function filterViaPatchMatrix(backend: WasmConvBackend, xp: { at: number; ph: nu
  * x[b, (i + kh*dH div sH)*sH + ..] exactly for the output pixels, and finite values that meet dyPad's zeros elsewhere.
  * No patch matrix: x is copied about once instead of kH*kW times.
  */
-function filterViaShiftedViews(backend: WasmConvBackend, xp: { at: number; ph: number; pw: number }, dy: tf.TensorInfo, g: Geometry, dW: Scratch): void {
-  const { batch, inC, outH, outW, outC, kH, kW, strideH, strideW, dilationH, dilationW, padTop, padLeft } = g;
+function filterViaShiftedViews(backend: WasmConvBackend, x: tf.TensorInfo, dy: tf.TensorInfo, g: Geometry, dW: Scratch): void {
+  const { batch, inH, inW, inC, outH, outW, outC, kH, kW, strideH, strideW, dilationH, dilationW, padTop, padLeft } = g;
   const rowsP = outH + Math.floor(((kH - 1) * dilationH) / strideH);
   const colsP = outW + Math.floor(((kW - 1) * dilationW) / strideW);
   const positions = batch * rowsP * colsP;
@@ -430,16 +436,31 @@ function filterViaShiftedViews(backend: WasmConvBackend, xp: { at: number; ph: n
   const xPh = scratch(backend, [strideH * strideW * phasePlane + margin]);
   const dyPad = scratch(backend, [positions, outC]);
   const views = viewRegistry(backend);
+  let padded: Scratch | null = null;
+  let phased: Phased | null = null;
   try {
+    // At stride 1 the grid is x zero-padded (rowsP = padTop + H + padBottom): wasm's own pad, then a transpose to
+    // channel-major. Otherwise each stride phase is gathered from x split by phase.
+    if (strideH === 1 && strideW === 1 && rowsP >= inH + padTop && colsP >= inW + padLeft) {
+      padded = scratch(backend, [batch, rowsP, colsP, inC]);
+      nativesOf(backend).pad(
+        located(backend, x).id, int32Bytes([batch, inH, inW, inC]), 4, 0,
+        int32Bytes([0, padTop, padLeft, 0]), int32Bytes([0, rowsP - inH - padTop, colsP - inW - padLeft, 0]), 0, padded.id,
+      );
+      transpose2d(backend, padded.id, xPh.id, positions, inC);
+    } else {
+      phased = phasedInput(backend, x, g);
+      const xp = { at: phased.scratch.at, ph: phased.ph, pw: phased.pw };
+      for (let ph = 0; ph < strideH; ph++) {
+        for (let pw = 0; pw < strideW; pw++) {
+          const phaseGeometry: Geometry = { ...g, kH: 1, kW: 1, dilationH: 1, dilationW: 1, padTop: padTop - ph, padLeft: padLeft - pw, outH: rowsP, outW: colsP };
+          im2colTransposed(backend.wasm.HEAPF32, xp, phaseGeometry, 0, batch * rowsP, xPh.at + (ph * strideW + pw) * phasePlane);
+        }
+      }
+    }
     const heap = backend.wasm.HEAPF32;
     // Every phase is written (zeros where unused), and the margin zeroed: views read past their rows, into the next
     // phase or the margin, at positions where dyPad is zero, and 0 * NaN from uninitialised memory would not be zero.
-    for (let ph = 0; ph < strideH; ph++) {
-      for (let pw = 0; pw < strideW; pw++) {
-        const phaseGeometry: Geometry = { ...g, kH: 1, kW: 1, dilationH: 1, dilationW: 1, padTop: padTop - ph, padLeft: padLeft - pw, outH: rowsP, outW: colsP };
-        im2colTransposed(heap, xp, phaseGeometry, 0, batch * rowsP, xPh.at + (ph * strideW + pw) * phasePlane);
-      }
-    }
     heap.fill(0, xPh.at + strideH * strideW * phasePlane, xPh.at + strideH * strideW * phasePlane + margin);
     // dy on the grid.
     const dyAt = located(backend, dy).at;
@@ -471,8 +492,7 @@ function filterViaShiftedViews(backend: WasmConvBackend, xp: { at: number; ph: n
     }
   } finally {
     views.disposeAll();
-    backend.disposeData(xPh.info.dataId);
-    backend.disposeData(dyPad.info.dataId);
+    for (const t of [xPh, dyPad, padded, phased?.scratch]) if (t) backend.disposeData(t.info.dataId);
   }
 }
 
