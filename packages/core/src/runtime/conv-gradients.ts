@@ -30,6 +30,7 @@ import * as tf from '@tensorflow/tfjs';
 interface WasmConvBackend {
   wasm: {
     HEAPF32: Float32Array;
+    wasmMemory?: { buffer: ArrayBufferLike };
     cwrap(name: string, returnType: null, argTypes: string[]): (...args: unknown[]) => void;
     tfjs: { registerTensor(id: number, size: number, memoryOffset: number): void; disposeData(id: number): void };
   };
@@ -37,6 +38,16 @@ interface WasmConvBackend {
   dataIdNextNumber: number;
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   disposeData(dataId: object, force?: boolean): boolean;
+}
+
+/**
+ * The heap as floats, read after any allocation (an allocation may grow, and so replace, the heap). With wasm threads
+ * the memory is shared and a growth made on another thread leaves this thread's view short until it is rebuilt.
+ */
+function heapF32(backend: WasmConvBackend): Float32Array {
+  const memory = backend.wasm.wasmMemory;
+  const heap = backend.wasm.HEAPF32;
+  return memory && heap.buffer !== memory.buffer ? new Float32Array(memory.buffer) : heap;
 }
 
 export function wasmConvAccessible(backend: unknown): boolean {
@@ -224,7 +235,7 @@ function phasedInput(backend: WasmConvBackend, x: tf.TensorInfo, g: Geometry): P
     if (ph > 1) {
       // [B*Hp, ph, W*C] -> [ph, B*Hp, W*C]: whole image rows move, one copy each.
       rowsFirst = scratch(backend, [batch * inH * inW * inC]);
-      const heap = backend.wasm.HEAPF32;
+      const heap = heapF32(backend);
       const from = located(backend, x).at;
       const row = inW * inC;
       const groups = (batch * inH) / ph;
@@ -399,12 +410,12 @@ function filterViaPatchMatrix(backend: WasmConvBackend, x: tf.TensorInfo, dy: tf
     for (let line0 = 0; line0 < lines; line0 += linesPerChunk) {
       const count = Math.min(linesPerChunk, lines - line0);
       const columns = count * g.outW;
-      im2colTransposed(backend.wasm.HEAPF32, xp, g, line0, count, colsT.at);
+      im2colTransposed(heapF32(backend), xp, g, line0, count, colsT.at);
       // A fresh id for dy's rows: XNNPACK caches the packed operand by id.
       const dyChunk = views.view(dyAt + line0 * g.outW * n, columns * n);
       matMul(backend, colsT.id, dyChunk, line0 === 0 ? dW.id : part!.id, k, columns, n);
       if (line0 > 0) {
-        const heap = backend.wasm.HEAPF32;
+        const heap = heapF32(backend);
         for (let i = 0; i < k * n; i++) heap[dW.at + i] += heap[part!.at + i]!;
       }
       views.disposeAll();
@@ -454,11 +465,11 @@ function filterViaShiftedViews(backend: WasmConvBackend, x: tf.TensorInfo, dy: t
       for (let ph = 0; ph < strideH; ph++) {
         for (let pw = 0; pw < strideW; pw++) {
           const phaseGeometry: Geometry = { ...g, kH: 1, kW: 1, dilationH: 1, dilationW: 1, padTop: padTop - ph, padLeft: padLeft - pw, outH: rowsP, outW: colsP };
-          im2colTransposed(backend.wasm.HEAPF32, xp, phaseGeometry, 0, batch * rowsP, xPh.at + (ph * strideW + pw) * phasePlane);
+          im2colTransposed(heapF32(backend), xp, phaseGeometry, 0, batch * rowsP, xPh.at + (ph * strideW + pw) * phasePlane);
         }
       }
     }
-    const heap = backend.wasm.HEAPF32;
+    const heap = heapF32(backend);
     // Every phase is written (zeros where unused), and the margin zeroed: views read past their rows, into the next
     // phase or the margin, at positions where dyPad is zero, and 0 * NaN from uninitialised memory would not be zero.
     heap.fill(0, xPh.at + strideH * strideW * phasePlane, xPh.at + strideH * strideW * phasePlane + margin);
@@ -568,13 +579,13 @@ function viaPhaseConvolutions(backend: WasmConvBackend, dy: tf.TensorInfo, filte
         const whole = strideH === 1 && strideW === 1 && rows.skip === 0 && cols.skip === 0;
         if (!whole && !dx) dx = scratch(backend, [batch, inH, inW, inC]);
         if (rows.taps === 0 || cols.taps === 0) {
-          fillPhase(backend.wasm.HEAPF32, dx!.at, g, rh, rw, rows, cols, null, 0, 0);
+          fillPhase(heapF32(backend), dx!.at, g, rh, rw, rows, cols, null, 0, 0);
           continue;
         }
         const phaseFilter = scratch(backend, [rows.taps, cols.taps, outC, inC]);
         let out: tf.TensorInfo;
         try {
-          const heap = backend.wasm.HEAPF32;
+          const heap = heapF32(backend);
           const w = located(backend, filter).at;
           for (let th = 0; th < rows.taps; th++) {
             const kh = rows.first + strideH * (rows.taps - 1 - th);
@@ -596,7 +607,7 @@ function viaPhaseConvolutions(backend: WasmConvBackend, dy: tf.TensorInfo, filte
         if (whole && out.shape[1] === inH && out.shape[2] === inW) return out;
         if (!dx) dx = scratch(backend, [batch, inH, inW, inC]);
         try {
-          fillPhase(backend.wasm.HEAPF32, dx.at, g, rh, rw, rows, cols, located(backend, out).at, out.shape[1]!, out.shape[2]!);
+          fillPhase(heapF32(backend), dx.at, g, rh, rw, rows, cols, located(backend, out).at, out.shape[1]!, out.shape[2]!);
         } finally {
           backend.disposeData(out.dataId);
         }
@@ -654,7 +665,7 @@ export function makeDepthwiseBackpropFilter(original: tf.KernelFunc): tf.KernelF
     const { batch, inH, inW, inC, outH, outW, outC, kH, kW, strideH, strideW, padTop, padLeft } = g;
     const mult = outC / inC;
     const acc = new Float64Array(kH * kW * outC);
-    const heap = backend.wasm.HEAPF32;
+    const heap = heapF32(backend);
     const xAt = located(backend, x).at;
     const dyAt = located(backend, dy).at;
     for (let b = 0; b < batch; b++) {
@@ -683,7 +694,7 @@ export function makeDepthwiseBackpropFilter(original: tf.KernelFunc): tf.KernelF
       }
     }
     const out = scratch(backend, filterShape.slice());
-    backend.wasm.HEAPF32.set(acc, out.at); // rounds each float64 sum to float32 once, as the cpu kernel's buffer does
+    heapF32(backend).set(acc, out.at); // rounds each float64 sum to float32 once, as the cpu kernel's buffer does
     return out.info;
   };
 }
@@ -704,7 +715,7 @@ export function makeDepthwiseBackpropInput(original: tf.KernelFunc): tf.KernelFu
     const { batch, inH, inW, inC, outH, outW, outC, kH, kW, strideH, strideW, padTop, padLeft } = g;
     const mult = outC / inC;
     const out = scratch(backend, inputShape.slice());
-    const heap = backend.wasm.HEAPF32; // after the allocation, which may grow the heap
+    const heap = heapF32(backend); // after the allocation, which may grow the heap
     const dyAt = located(backend, dy).at;
     const wAt = located(backend, filter).at;
     const acc = new Float64Array(inC);
