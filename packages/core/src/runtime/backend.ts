@@ -6,7 +6,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { installWasmFillIns } from './wasm-fill-ins';
 import { installFastPaths, uninstallFastPaths } from './fast-paths';
-import { startWasmWithThreads, wasmBackendStarted, wasmThreadCount, WasmThreadsError } from './wasm-threads';
+import { startWasmWithThreads, threadedBuildSupport, wasmBackendStarted, wasmThreadCount, WasmThreadsError } from './wasm-threads';
+import { cpuSnapshot, usableCores } from './core-capacity';
+import { describeThreadPolicy, installThreadPolicy, threadPolicyStatus } from './thread-policy';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -21,10 +23,14 @@ export interface InitBackendOptions {
    */
   fastPaths?: boolean | readonly string[];
   /**
-   * Threads for the wasm backend (default 1). 2..8 starts tfjs's threaded XNNPACK build, which Node cannot load
-   * on its own (see wasm-threads.ts); the count is fixed once wasm has started in the process.
+   * Threads for the wasm backend. 'auto' (the default) starts tfjs's threaded XNNPACK build, which Node cannot load
+   * on its own (see wasm-threads.ts), with a pool as large as the cores this process may use (at most 8), and runs
+   * large matmuls, convolutions, Sigmoid and Softmax on the cores other processes leave free, re-checked while it
+   * runs (thread-policy.ts); with one core, or where the threaded build cannot be controlled, it is 1. 1 is the
+   * single-threaded build; 2..8 is a pool of that size used by every large operation whatever else runs. The
+   * numbers are the same bits on any thread count. Chosen once per process, when wasm first starts.
    */
-  threads?: number;
+  threads?: number | 'auto';
 }
 
 export interface BackendReport {
@@ -35,8 +41,13 @@ export interface BackendReport {
   fillIns: string[];
   /** Ids of the fast paths installed (kernels and gradients replaced by faster exact ones); empty with fastPaths: false. */
   fastPaths: string[];
-  /** Threads the backend computes on (wasm's pool size; 1 for cpu). */
+  /** Threads the backend computes on at most (wasm's pool size; 1 for cpu). */
   threads: number;
+  /**
+   * How wasm uses its threads: 'single' (one thread), 'fixed' (large operations on the whole pool) or 'adaptive'
+   * (large operations on the cores other processes leave free; threadPolicyStatus() says how many now).
+   */
+  threadMode: 'single' | 'fixed' | 'adaptive';
 }
 
 const nativePackages = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
@@ -66,29 +77,57 @@ async function tryTensorflow(reasons: string[]): Promise<boolean> {
   return false;
 }
 
-async function tryWasm(reasons: string[], threads = 1): Promise<boolean> {
+/** The reasons line of a running threaded backend, or null when wasm runs single-threaded. */
+function threadedLine(): string | null {
+  const status = threadPolicyStatus();
+  return status ? `wasm: chosen (XNNPACK; ${describeThreadPolicy(status)})` : null;
+}
+
+async function tryWasm(reasons: string[], threads: number | 'auto' = 'auto'): Promise<boolean> {
   const loaded = await tryImport('@tensorflow/tfjs-backend-wasm');
   if (!loaded.ok) {
     reasons.push(`wasm: @tensorflow/tfjs-backend-wasm not available (${loaded.error})`);
     return false;
   }
-  if (threads > 1 && !wasmBackendStarted()) {
+  let poolSize = threads === 'auto' ? Math.min(usableCores(), 8) : threads;
+  if (!wasmBackendStarted() && poolSize > 1 && threads === 'auto') {
+    const support = await threadedBuildSupport();
+    if (!support.ok) {
+      reasons.push(`wasm: threads: 1, not ${poolSize}: ${support.reason}`);
+      poolSize = 1;
+    }
+  } else if (!wasmBackendStarted() && threads === 'auto') {
+    reasons.push('wasm: threads: 1 (this process may use 1 core)');
+  }
+  if (poolSize > 1 && !wasmBackendStarted()) {
     try {
-      const running = await startWasmWithThreads(threads);
-      reasons.push(`wasm: chosen (XNNPACK on ${running} thread${running === 1 ? '' : 's'})`);
+      const before = cpuSnapshot();
+      const started = await startWasmWithThreads(poolSize);
+      if (started.pool) {
+        installThreadPolicy(started.pool, threads === 'auto' ? 'adaptive' : 'fixed', started.spinPatched, before);
+        reasons.push(threadedLine()!);
+      } else {
+        reasons.push(
+          `wasm: chosen (XNNPACK on ${started.threads} threads for every operation: the pool's thread count could not be located in this binary, ` +
+            'so it cannot follow the load; initBackend({ threads: 1 }) on a shared machine)',
+        );
+      }
       return true;
     } catch (err) {
       reasons.push(`wasm: ${(err as Error).message}`);
       // A start that got as far as initialising the module cannot be retried single-threaded.
       if (err instanceof WasmThreadsError && err.initialising) return false;
     }
-  } else if (threads > 1) {
-    reasons.push(`wasm: threads: ${threads} not applied: wasm already started in this process (choose threads in the first initBackend call)`);
+  } else if (threads !== 'auto' && wasmBackendStarted()) {
+    const status = threadPolicyStatus();
+    const running = status ? `a pool of ${status.poolSize}, ${status.mode}` : 'one thread';
+    const same = status ? status.mode === 'fixed' && status.poolSize === threads : threads === 1;
+    if (!same) reasons.push(`wasm: threads: ${threads} not applied: wasm already started in this process with ${running} (choose threads in the first initBackend call)`);
   }
   try {
     if (await tf.setBackend('wasm')) {
       const running = await wasmThreadCount();
-      reasons.push(running > 1 ? `wasm: chosen (XNNPACK on ${running} threads)` : 'wasm: chosen (single-threaded XNNPACK)');
+      reasons.push(threadedLine() ?? (running > 1 ? `wasm: chosen (XNNPACK on ${running} threads)` : 'wasm: chosen (single-threaded XNNPACK)'));
       return true;
     }
   } catch (err) {
@@ -119,8 +158,9 @@ const starters: Record<BackendName, (reasons: string[], options: InitBackendOpti
  * that the backend lacks and the fast paths (unless `fastPaths: false`), and reports what it chose and why.
  */
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendReport> {
-  if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= 8)) {
-    throw new Error(`initBackend: threads must be an integer from 1 to 8 (tfjs's wasm pool has 8 workers), got ${options.threads}`);
+  const threads = options.threads;
+  if (threads !== undefined && threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1 && threads <= 8)) {
+    throw new Error(`initBackend: threads must be 'auto' or an integer from 1 to 8 (tfjs's wasm pool has 8 workers), got ${String(threads)}`);
   }
   const order: BackendName[] = options.backend ? [options.backend] : ['tensorflow', 'wasm', 'cpu'];
   const reasons: string[] = [];
@@ -131,8 +171,10 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
       const fillIns = name === 'wasm' ? installWasmFillIns() : [];
       const only = Array.isArray(options.fastPaths) ? options.fastPaths : undefined;
       const fastPaths = options.fastPaths === false ? [] : installFastPaths(name, only);
-      const threads = name === 'wasm' ? await wasmThreadCount() : 1;
-      const report: BackendReport = { backend: name, reasons, fillIns, fastPaths, threads };
+      const running = name === 'wasm' ? await wasmThreadCount() : 1;
+      const policy = name === 'wasm' ? threadPolicyStatus() : null;
+      const threadMode = policy ? policy.mode : running > 1 ? 'fixed' : 'single';
+      const report: BackendReport = { backend: name, reasons, fillIns, fastPaths, threads: running, threadMode };
       if (options.verbose) process.stderr.write(`[chimera] backend ${name}\n  ${reasons.join('\n  ')}\n`);
       return report;
     }
