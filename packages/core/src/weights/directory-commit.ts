@@ -60,14 +60,18 @@ export async function commitDirectory<T>(
   options: CommitDirectoryOptions = {},
 ): Promise<T> {
   const what = options.what ?? 'save';
-  const created = !(await fs.stat(dir).then(() => true, () => false));
+  let created = false;
+  // The folder is made in this save's turn, so saves called in one process commit in call order.
+  const prepare = async () => {
+    created = !(await fs.stat(dir).then(() => true, () => false));
+    try {
+      await fs.mkdir(dir, { recursive: true });
+    } catch (error) {
+      throw await describeWriteFailure(error, dir, what);
+    }
+  };
   try {
-    await fs.mkdir(dir, { recursive: true });
-  } catch (error) {
-    throw await describeWriteFailure(error, dir, what);
-  }
-  try {
-    return await commitLocked(dir, write, options, what);
+    return await commitLocked(dir, write, options, what, prepare);
   } catch (error) {
     // A folder this save made for itself goes again (only if it stayed empty).
     if (created) await fs.rmdir(dir).catch(() => undefined);
@@ -75,7 +79,13 @@ export async function commitDirectory<T>(
   }
 }
 
-async function commitLocked<T>(dir: string, write: (staging: string) => Promise<T>, options: CommitDirectoryOptions, what: string): Promise<T> {
+async function commitLocked<T>(
+  dir: string,
+  write: (staging: string) => Promise<T>,
+  options: CommitDirectoryOptions,
+  what: string,
+  prepare: () => Promise<void>,
+): Promise<T> {
   return withSaveLock(nodePath.join(dir, SAVE_LOCK), dir, async () => {
     await finishInterruptedCommit(dir);
     const staging = nodePath.join(dir, `${STAGING_MARKER}${ownedSuffix()}`);
@@ -103,7 +113,7 @@ async function commitLocked<T>(dir: string, write: (staging: string) => Promise<
       throw await describeWriteFailure(error, dir, what, 'after-commit');
     }
     return result;
-  });
+  }, { prepare });
 }
 
 /**
@@ -203,7 +213,18 @@ function orderLast(names: string[], last: string[]): string[] {
 }
 
 /** Identity and last change of a folder: any rename into or out of it changes this. */
+// What a commit changes: the version's files (a rename puts a new inode at a name) and the commit record. The
+// folder's own mtime would also move with every lock and staging folder, so a reader racing busy savers would
+// retry for changes that never touched the version it read.
 async function stamp(dir: string): Promise<string> {
-  const s = await fs.stat(dir, { bigint: true }).catch(() => null);
-  return s ? `${s.ino}:${s.mtimeNs}:${s.ctimeNs}` : 'missing';
+  const names = await fs.readdir(dir).catch(() => null);
+  if (names === null) return 'missing';
+  const kept = names.filter((name) => name === COMMIT_RECORD || !isBookkeeping(name)).sort();
+  const parts = await Promise.all(
+    kept.map(async (name) => {
+      const s = await fs.stat(nodePath.join(dir, name), { bigint: true }).catch(() => null);
+      return s ? `${name}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}` : `${name}:gone`;
+    }),
+  );
+  return parts.join('|');
 }

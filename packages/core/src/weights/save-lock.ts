@@ -36,13 +36,19 @@ export function ownerOf(name: string, marker: string): number | null {
 export interface SaveLockOptions {
   /** Give up waiting for another live process's save after this long (default 10 minutes). */
   timeoutMs?: number;
+  /** Runs in this save's turn, before the lock file is made (e.g. creating the folder the lock lives in). */
+  prepare?: () => Promise<void>;
 }
 
 const queues = new Map<string, Promise<void>>();
 /** A lock without a pid (only where hard links are missing, while its creator writes it) is stale after this. */
 const EMPTY_LOCK_GRACE_MS = 2000;
 
-/** Runs `body` holding the lock at `lockPath`; `target` names what is being saved, for messages. */
+/**
+ * Runs `body` holding the lock at `lockPath`; `target` names what is being saved, for messages. Saves called
+ * in one process take their turns in call order (the queue is joined before the first await), so the last
+ * call's version is the one that stays.
+ */
 export async function withSaveLock<T>(lockPath: string, target: string, body: () => Promise<T>, options: SaveLockOptions = {}): Promise<T> {
   const key = nodePath.resolve(lockPath);
   const previous = queues.get(key) ?? Promise.resolve();
@@ -51,6 +57,7 @@ export async function withSaveLock<T>(lockPath: string, target: string, body: ()
   queues.set(key, turn);
   await previous;
   try {
+    await options.prepare?.();
     await acquire(key, target, options.timeoutMs ?? 600_000);
     try {
       return await body();
