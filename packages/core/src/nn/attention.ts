@@ -29,6 +29,11 @@ export interface AttentionOptions {
   kvInputDim?: number;
   /** Biases on q/k/v projections (Qwen2). Default false. */
   qkvBias?: boolean;
+  /**
+   * Bias on k_proj alone (default qkvBias). Whisper has q and v biases but none on k: a key bias adds the same
+   * q.b to every score of a query, which softmax ignores, so it is dropped rather than kept at zero.
+   */
+  keyBias?: boolean;
   /** Bias on o_proj. Default false. */
   outBias?: boolean;
   /** Mask future keys in self-attention when no explicit bias is given (decoders). Default false (encoders). */
@@ -105,7 +110,7 @@ export class Attention extends Module {
     this.causal = options.causal ?? false;
     const qkvBias = options.qkvBias ?? false;
     this.q_proj = this.addModule('q_proj', new Linear(dim, numHeads * this.headDim, { bias: qkvBias }));
-    this.k_proj = this.addModule('k_proj', new Linear(this.kvInputDim, numKvHeads * this.headDim, { bias: qkvBias }));
+    this.k_proj = this.addModule('k_proj', new Linear(this.kvInputDim, numKvHeads * this.headDim, { bias: options.keyBias ?? qkvBias }));
     this.v_proj = this.addModule('v_proj', new Linear(this.kvInputDim, numKvHeads * this.headDim, { bias: qkvBias }));
     this.o_proj = this.addModule('o_proj', new Linear(numHeads * this.headDim, dim, { bias: options.outBias ?? false }));
     const makeNorm = (): RMSNorm | LayerNorm | null => {

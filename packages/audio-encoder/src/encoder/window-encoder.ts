@@ -1,0 +1,76 @@
+/**
+ * A small transformer over the encoded windows of one clip: Audio Flamingo's "audio representation transformation
+ * layers" (Kong et al. 2024), which let the model relate windows before cross-attention. Every token of every
+ * window attends to every other; a learned per-window embedding says which window a token came from (the encoder
+ * restarts its positions in each window). Blocks are Whisper's pre-LN blocks; a final LayerNorm closes it.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { LayerNorm, Module, init } from '@chimera/core';
+import { WhisperEncoderLayer } from './block';
+
+export interface WindowEncoderOptions {
+  /** Token width (the encoder's output width). */
+  dim: number;
+  /** Blocks (Audio Flamingo: 3). Default 2. */
+  layers?: number;
+  /** Attention heads (default: dim / 64, at least 1, a divisor of dim). */
+  heads?: number;
+  /** MLP width (default 4 * dim). */
+  ffnDim?: number;
+  /** Windows the window embedding has rows for (default 16, Audio Flamingo's maximum). */
+  maxWindows?: number;
+}
+
+export class WindowEncoder extends Module {
+  readonly dim: number;
+  readonly maxWindows: number;
+  /** [maxWindows, dim]. */
+  readonly window_embed: tf.Variable;
+  readonly layers: WhisperEncoderLayer[];
+  readonly layer_norm: LayerNorm;
+
+  constructor(options: WindowEncoderOptions) {
+    super();
+    const dim = options.dim;
+    if (!Number.isInteger(dim) || dim < 1) throw new Error(`WindowEncoder: dim must be a positive integer, got ${dim}`);
+    const heads = options.heads ?? Math.max(1, gcd(dim, Math.max(1, Math.round(dim / 64))));
+    if (!Number.isInteger(heads) || heads < 1 || dim % heads !== 0) {
+      throw new Error(`WindowEncoder: heads must divide dim (${dim}), got ${heads}`);
+    }
+    const depth = options.layers ?? 2;
+    if (!Number.isInteger(depth) || depth < 0) throw new Error(`WindowEncoder: layers must be an integer >= 0, got ${depth}`);
+    this.maxWindows = options.maxWindows ?? 16;
+    if (!Number.isInteger(this.maxWindows) || this.maxWindows < 1) {
+      throw new Error(`WindowEncoder: maxWindows must be a positive integer, got ${this.maxWindows}`);
+    }
+    this.dim = dim;
+    this.window_embed = this.addParameter('window_embed', init.normal([this.maxWindows, dim], 0.02));
+    const config = { dModel: dim, numHeads: heads, ffnDim: options.ffnDim ?? 4 * dim, activation: 'gelu', layerNormEps: 1e-5 };
+    this.layers = this.addModuleList('layers', Array.from({ length: depth }, () => new WhisperEncoderLayer(config)));
+    this.layer_norm = this.addModule('layer_norm', new LayerNorm(dim));
+  }
+
+  /** tokens [N, dim] of one clip, `windowOf[n]` the window token n came from -> [N, dim]. */
+  forward(tokens: tf.Tensor2D, windowOf: readonly number[]): tf.Tensor2D {
+    if (tokens.rank !== 2 || tokens.shape[1] !== this.dim) {
+      throw new Error(`WindowEncoder: expected tokens [N, ${this.dim}], got [${tokens.shape}]`);
+    }
+    if (windowOf.length !== tokens.shape[0]) {
+      throw new Error(`WindowEncoder: windowOf must name a window per token (${tokens.shape[0]}), got ${windowOf.length}`);
+    }
+    const top = Math.max(...windowOf);
+    if (top >= this.maxWindows) {
+      throw new Error(`WindowEncoder: window ${top} has no embedding row (maxWindows ${this.maxWindows}); build it with a larger maxWindows`);
+    }
+    return tf.tidy(() => {
+      const ids = tf.tensor1d(Int32Array.from(windowOf), 'int32');
+      let x = tf.expandDims(tf.add(tokens, tf.gather(this.window_embed, ids)), 0) as tf.Tensor3D; // [1, N, D]
+      for (const layer of this.layers) x = layer.forward(x);
+      return tf.squeeze(this.layer_norm.forward(x), [0]) as tf.Tensor2D;
+    });
+  }
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
