@@ -18,6 +18,18 @@ export { WhisperEncoderLayer } from './encoder/block';
 export { WhisperEncoder, type EncoderTap, type WhisperEncoderForwardOptions, type WhisperEncoderOutput } from './encoder/encoder';
 export { WindowEncoder, type WindowEncoderOptions } from './encoder/window-encoder';
 export {
+  WHISPER_ENCODER_TABLE,
+  exportHFWhisperEncoder,
+  hfWhisperRemapTable,
+  hfWhisperStateDict,
+  loadHFWhisperEncoder,
+  whisperConfigOf,
+  whisperEncoderConfigFromHF,
+  whisperEncoderConfigToHF,
+  type ExportHFWhisperEncoderOptions,
+  type LoadHFWhisperEncoderOptions,
+} from './encoder/hf-import';
+export {
   AUDIO_FLAMINGO_WINDOWS,
   FRAMES_PER_SECOND,
   cutWindows,
