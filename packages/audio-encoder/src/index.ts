@@ -1,5 +1,41 @@
 // @chimera/audio-encoder: sound in, from WAV bytes to encoder features and the audio modality plugin.
 
+// Audio input and the log-mel frontend
+export { AudioInputError, type AudioInputErrorCode } from './audio/errors';
+export type { AudioClip, MultiChannelAudio, WavInfo } from './audio/types';
+export {
+  decodeWav,
+  decodeWavChannels,
+  readWavInfo,
+  mixdown,
+  DEFAULT_MIN_SAMPLE_RATE,
+  DEFAULT_MAX_SAMPLE_RATE,
+  DEFAULT_MAX_CHANNELS,
+  DEFAULT_MAX_DECODE_BYTES,
+  type AudioLimits,
+  type WavDecodeOptions,
+  type DecodedWav,
+  type DecodedWavChannels,
+} from './audio/wav';
+export { audioFromPcm, loadAudio, type PcmOptions, type LoadAudioOptions } from './audio/pcm';
+export { resample, type ResampleOptions } from './audio/resample';
+export { hzToMel, melToHz, melFilterBank, type MelFilterBankOptions } from './frontend/mel';
+export {
+  logMelSpectrogram,
+  whisperLogMelFrames,
+  framesFor,
+  dftBasis,
+  WhisperFeatureExtractor,
+  WHISPER_SAMPLE_RATE,
+  WHISPER_N_FFT,
+  WHISPER_HOP_LENGTH,
+  WHISPER_CHUNK_SAMPLES,
+  type ClipInput,
+  type LogMelOptions,
+  type LogMelFeatures,
+  type LogMelFrames,
+} from './frontend/log-mel';
+
 // Encoder, windows and the modality plugin
 export {
   whisperEncoderConfig,

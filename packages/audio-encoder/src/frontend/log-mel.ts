@@ -1,0 +1,287 @@
+/**
+ * Whisper's log-mel frontend (openai/whisper `whisper/audio.py`, HF `WhisperFeatureExtractor`): 16 kHz mono;
+ * zero-padded or trimmed to 30 s (480,000 samples) by default; reflect-padded by n_fft / 2 = 200 samples on each
+ * side (torch.stft's `center=True`); periodic Hann window of 400; hop 160; power spectrum |X|^2 with the last
+ * frame dropped (30 s -> 3000 frames); Slaney mel filterbank 0-8000 Hz with Slaney area normalisation (80 or 128
+ * bins); log10(max(mel, 1e-10)), floored at the clip's maximum - 8, then (x + 4) / 4.
+ *
+ * On this engine: wasm has no FFT and 400 is not a power of two, so the STFT is one matMul of the frames against
+ * a precomputed windowed DFT basis [n_fft, 2 * (n_fft / 2 + 1)] (cos and sin columns). Squaring that product and
+ * multiplying by the filterbank stacked twice ([fb; fb]) gives mel(re^2 + im^2) in a second matMul. Frames are
+ * cut without a gather: the padded signal is viewed as blocks of gcd(n_fft, hop) = 80 samples, and frame f is
+ * blocks 2f .. 2f + 4, i.e. five strided slices concatenated.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { AudioInputError } from '../audio/errors';
+import { resample } from '../audio/resample';
+import type { AudioClip } from '../audio/types';
+import { melFilterBank } from './mel';
+
+/** Whisper's constants. */
+export const WHISPER_SAMPLE_RATE = 16000;
+export const WHISPER_N_FFT = 400;
+export const WHISPER_HOP_LENGTH = 160;
+/** 30 s at 16 kHz: what Whisper pads or trims every clip to. */
+export const WHISPER_CHUNK_SAMPLES = 480_000;
+
+/** One clip: samples at the extractor's rate, or a clip whose rate is checked against it. */
+export type ClipInput = Float32Array | AudioClip;
+
+export interface LogMelOptions {
+  /** Mel bins: 80 (Whisper up to large-v2) or 128 (large-v3); any positive integer works. Default 80. */
+  nMels?: number;
+  /** Rate the input must have (default 16000); resample first with `resample` or `loadAudio`. */
+  sampleRate?: number;
+  /** Window and DFT size (default 400). */
+  nFft?: number;
+  /** Samples between frames (default 160). */
+  hopLength?: number;
+  /**
+   * Samples each clip is zero-padded or trimmed to before framing. A number (default 480000, Whisper's 30 s:
+   * every clip gives exactly 3000 frames), or 'longest': no trimming, every clip padded to the longest in the
+   * batch (a single clip is used as is), giving framesFor(longest) frames. HF's encoder accepts only 3000
+   * frames; this package's encoder accepts any count up to its position table.
+   */
+  length?: number | 'longest';
+  /** 'mels-frames' (default): [B, nMels, T], HF's `input_features`. 'frames-mels': [B, T, nMels], what a channels-last Conv1d reads. */
+  layout?: 'mels-frames' | 'frames-mels';
+}
+
+/** Frames a clip of `samples` samples gives (after padding or trimming): floor(samples / hop), the last STFT frame dropped. */
+export function framesFor(samples: number, hopLength = WHISPER_HOP_LENGTH): number {
+  return Math.floor(samples / hopLength);
+}
+
+/** Output of `WhisperFeatureExtractor.extract`. */
+export interface LogMelFeatures {
+  /** [B, nMels, T] or [B, T, nMels] (the layout option). The caller disposes it. */
+  features: tf.Tensor3D;
+  /** Per clip: frames whose centre lies inside the clip's own samples (min(T, ceil(length / hop))): the rest is padding. */
+  validFrames: number[];
+}
+
+interface Resolved {
+  nMels: number;
+  sampleRate: number;
+  nFft: number;
+  hopLength: number;
+  length: number | 'longest';
+  layout: 'mels-frames' | 'frames-mels';
+}
+
+function resolve(options: LogMelOptions): Resolved {
+  const r: Resolved = {
+    nMels: options.nMels ?? 80,
+    sampleRate: options.sampleRate ?? WHISPER_SAMPLE_RATE,
+    nFft: options.nFft ?? WHISPER_N_FFT,
+    hopLength: options.hopLength ?? WHISPER_HOP_LENGTH,
+    length: options.length ?? WHISPER_CHUNK_SAMPLES,
+    layout: options.layout ?? 'mels-frames',
+  };
+  const posInt = (v: unknown): boolean => Number.isInteger(v) && (v as number) > 0;
+  if (!posInt(r.nMels) || !posInt(r.sampleRate) || !posInt(r.hopLength) || !posInt(r.nFft) || r.nFft % 2 !== 0) {
+    throw new Error(`log-mel options: expected positive integers nMels, sampleRate, hopLength and an even nFft, got nMels ${r.nMels}, sampleRate ${r.sampleRate}, hopLength ${r.hopLength}, nFft ${r.nFft}`);
+  }
+  if (r.length !== 'longest' && !(posInt(r.length) && (r.length as number) > r.nFft / 2)) {
+    throw new Error(`log-mel options: length must be 'longest' or an integer over nFft / 2 = ${r.nFft / 2} samples, got ${r.length}`);
+  }
+  if (r.layout !== 'mels-frames' && r.layout !== 'frames-mels') {
+    throw new Error(`log-mel options: layout must be 'mels-frames' or 'frames-mels', got ${String(r.layout)}`);
+  }
+  return r;
+}
+
+/** The periodic-Hann-windowed DFT basis [nFft, 2 * nBins]: cos columns, then -sin columns (signs do not matter for |X|^2). */
+export function dftBasis(nFft: number): Float32Array {
+  const nBins = nFft / 2 + 1;
+  const out = new Float32Array(nFft * 2 * nBins);
+  for (let n = 0; n < nFft; n++) {
+    const window = 0.5 - 0.5 * Math.cos((2 * Math.PI * n) / nFft);
+    for (let k = 0; k < nBins; k++) {
+      const angle = (2 * Math.PI * ((k * n) % nFft)) / nFft; // reduced exactly, so large k * n keep full precision
+      out[n * 2 * nBins + k] = window * Math.cos(angle);
+      out[n * 2 * nBins + nBins + k] = -window * Math.sin(angle);
+    }
+  }
+  return out;
+}
+
+const basisCache = new Map<number, Float32Array>();
+const melCache = new Map<string, Float32Array>();
+
+/** The mel filterbank stacked twice, [2 * nBins, nMels], so square(frames @ basis) @ it = mel(|X|^2). */
+function stackedMel(r: Resolved): Float32Array {
+  const key = `${r.nFft}:${r.nMels}:${r.sampleRate}`;
+  let m = melCache.get(key);
+  if (!m) {
+    const nBins = r.nFft / 2 + 1;
+    const fb = melFilterBank({ nFreqs: nBins, nMels: r.nMels, sampleRate: r.sampleRate, fMin: 0, fMax: r.sampleRate / 2 });
+    m = new Float32Array(2 * fb.length);
+    m.set(fb);
+    m.set(fb, fb.length);
+    melCache.set(key, m);
+  }
+  return m;
+}
+
+function basisFor(nFft: number): Float32Array {
+  let b = basisCache.get(nFft);
+  if (!b) basisCache.set(nFft, (b = dftBasis(nFft)));
+  return b;
+}
+
+/** Checks the clips and builds the reflect-padded batch [B, L + nFft] in JS. */
+function prepareBatch(audio: ClipInput | readonly ClipInput[], r: Resolved): { padded: Float32Array; batch: number; length: number; validFrames: number[] } {
+  const list = Array.isArray(audio) ? (audio as readonly ClipInput[]) : [audio as ClipInput];
+  if (list.length === 0) throw new AudioInputError('empty', 'log-mel: got an empty batch; pass at least one clip');
+  const clips = list.map((clip, i) => {
+    const samples = clip instanceof Float32Array ? clip : clip?.samples;
+    if (!(samples instanceof Float32Array)) {
+      throw new AudioInputError('bad-samples', `log-mel: clip ${i} is not a Float32Array or { samples, sampleRate }; decode it with decodeWav or loadAudio first`);
+    }
+    if (!(clip instanceof Float32Array) && clip.sampleRate !== r.sampleRate) {
+      throw new AudioInputError('bad-sample-rate', `log-mel: clip ${i} is at ${clip.sampleRate} Hz but the frontend expects ${r.sampleRate} Hz; resample it first (loadAudio(x, { sampleRate: ${r.sampleRate} }) or resample())`);
+    }
+    if (samples.length === 0) throw new AudioInputError('empty', `log-mel: clip ${i} has 0 samples`);
+    for (let j = 0; j < samples.length; j++) {
+      if (!Number.isFinite(samples[j]!)) throw new AudioInputError('bad-samples', `log-mel: clip ${i} sample ${j} is ${samples[j]}; samples must be finite`);
+    }
+    return samples;
+  });
+  const length = r.length === 'longest' ? Math.max(...clips.map((c) => c.length)) : r.length;
+  const half = r.nFft / 2;
+  if (length <= half) {
+    throw new AudioInputError('too-short', `log-mel: the longest clip has ${length} samples but reflect padding by ${half} needs more than ${half} (${((half + 1) / r.sampleRate * 1000).toFixed(1)} ms); pad the clip or use the default 30 s length`);
+  }
+  const frames = framesFor(length, r.hopLength);
+  const width = length + r.nFft;
+  const padded = new Float32Array(clips.length * width);
+  clips.forEach((samples, b) => {
+    const row = padded.subarray(b * width, (b + 1) * width);
+    const used = Math.min(samples.length, length);
+    row.set(samples.subarray(0, used), half);
+    // Reflect padding mirrors around the first and last sample without repeating them (torch's 'reflect'),
+    // over the zero-padded or trimmed signal of `length` samples.
+    for (let j = 1; j <= half; j++) {
+      row[half - j] = row[half + j]!;
+      row[half + length - 1 + j] = row[half + length - 1 - j]!;
+    }
+  });
+  const validFrames = clips.map((c) => Math.min(frames, Math.ceil(Math.min(c.length, length) / r.hopLength)));
+  return { padded, batch: clips.length, length, validFrames };
+}
+
+/** The tensor pipeline: padded [B, L + nFft] to log-mel [B, T, nMels] (or transposed). */
+function logMelFromPadded(padded: tf.Tensor2D, length: number, r: Resolved, basis: tf.Tensor2D, mel: tf.Tensor2D): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [batch] = padded.shape;
+    const frames = framesFor(length, r.hopLength);
+    const block = gcd(r.nFft, r.hopLength);
+    const step = r.hopLength / block; // blocks between frame starts
+    const span = r.nFft / block; // blocks per frame
+    const nBlocks = step * (frames - 1) + span;
+    const blocks = tf.reshape(tf.slice(padded, [0, 0], [batch, nBlocks * block]), [batch, nBlocks, block]);
+    const pieces: tf.Tensor3D[] = [];
+    for (let s = 0; s < span; s++) {
+      pieces.push(tf.stridedSlice(blocks, [0, s, 0], [batch, s + step * (frames - 1) + 1, block], [1, step, 1]) as tf.Tensor3D);
+    }
+    const framed = tf.reshape(span === 1 ? pieces[0]! : tf.concat(pieces, 2), [batch * frames, r.nFft]); // [B*T, nFft]
+    const spectrum = tf.matMul(framed, basis); // [B*T, 2 * nBins]: re and im
+    const melSpec = tf.matMul(tf.square(spectrum), mel); // [B*T, nMels] = mel(re^2 + im^2)
+    const logSpec = tf.div(tf.log(tf.maximum(melSpec, 1e-10)), Math.LN10);
+    const perClip = tf.reshape(logSpec, [batch, frames * r.nMels]);
+    const floor = tf.sub(tf.max(perClip, 1, true), 8); // [B, 1]: each clip's own maximum, as HF's batched extractor
+    const scaled = tf.div(tf.add(tf.maximum(perClip, floor), 4), 4);
+    const out = tf.reshape(scaled, [batch, frames, r.nMels]);
+    return (r.layout === 'mels-frames' ? tf.transpose(out, [0, 2, 1]) : out) as tf.Tensor3D;
+  });
+}
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/**
+ * Whisper log-mel features of one clip or a batch, as a [B, nMels, T] tensor (or [B, T, nMels] with
+ * layout 'frames-mels'); T is 3000 with the default 30 s length. The caller disposes the result.
+ */
+export function logMelSpectrogram(audio: ClipInput | readonly ClipInput[], options: LogMelOptions = {}): tf.Tensor3D {
+  const r = resolve(options);
+  const { padded, batch, length } = prepareBatch(audio, r);
+  return tf.tidy(() => {
+    const nBins = r.nFft / 2 + 1;
+    const basis = tf.tensor2d(basisFor(r.nFft), [r.nFft, 2 * nBins]);
+    const mel = tf.tensor2d(stackedMel(r), [2 * nBins, r.nMels]);
+    return logMelFromPadded(tf.tensor2d(padded, [batch, length + r.nFft]), length, r, basis, mel);
+  });
+}
+
+/**
+ * A `WhisperFeatureExtractor`-like frontend with fixed options: the DFT basis and filterbank tensors are made once
+ * and kept until `dispose()`. `extract` also says how many frames of each clip are real audio.
+ */
+export class WhisperFeatureExtractor {
+  readonly nMels: number;
+  readonly sampleRate: number;
+  readonly nFft: number;
+  readonly hopLength: number;
+  readonly length: number | 'longest';
+  readonly layout: 'mels-frames' | 'frames-mels';
+  private readonly resolved: Resolved;
+  private tensors: { basis: tf.Tensor2D; mel: tf.Tensor2D } | undefined;
+
+  constructor(options: LogMelOptions = {}) {
+    this.resolved = resolve(options);
+    ({ nMels: this.nMels, sampleRate: this.sampleRate, nFft: this.nFft, hopLength: this.hopLength, length: this.length, layout: this.layout } = this.resolved);
+  }
+
+  /** Frames the features of a clip of `samples` samples have: fixed by `length`, or framesFor(samples) with 'longest'. */
+  framesFor(samples: number): number {
+    return framesFor(this.length === 'longest' ? samples : this.length, this.hopLength);
+  }
+
+  extract(audio: ClipInput | readonly ClipInput[]): LogMelFeatures {
+    const { padded, batch, length, validFrames } = prepareBatch(audio, this.resolved);
+    if (!this.tensors) {
+      const nBins = this.nFft / 2 + 1;
+      this.tensors = {
+        basis: tf.keep(tf.tensor2d(basisFor(this.nFft), [this.nFft, 2 * nBins])),
+        mel: tf.keep(tf.tensor2d(stackedMel(this.resolved), [2 * nBins, this.nMels])),
+      };
+    }
+    const { basis, mel } = this.tensors;
+    const features = tf.tidy(() => logMelFromPadded(tf.tensor2d(padded, [batch, length + this.nFft]), length, this.resolved, basis, mel));
+    return { features, validFrames };
+  }
+
+  /** Frees the cached basis and filterbank tensors (made again on the next `extract`). */
+  dispose(): void {
+    if (this.tensors) {
+      this.tensors.basis.dispose();
+      this.tensors.mel.dispose();
+      this.tensors = undefined;
+    }
+  }
+}
+
+/** Plain-JS log-mel features of one clip, frames-major: what `audioModality`'s `frontend` option returns. */
+export interface LogMelFrames {
+  /** [frames, melBins] row-major. */
+  features: Float32Array;
+  frames: number;
+  melBins: number;
+}
+
+/**
+ * One clip at any rate to Whisper log-mel features in plain JS ([frames, melBins], frames at 100 per second):
+ * resampled to 16 kHz with `resample` when needed, then `logMelSpectrogram` with `length` (default 'longest': the
+ * clip's own length, no 30 s padding). Its signature fits `audioModality({ frontend })`:
+ * `frontend: (pcm, rate, bins) => whisperLogMelFrames(pcm, rate, bins)`.
+ */
+export function whisperLogMelFrames(pcm: Float32Array, sampleRate: number, melBins = 80, options: Omit<LogMelOptions, 'nMels' | 'layout'> = {}): LogMelFrames {
+  const target = options.sampleRate ?? WHISPER_SAMPLE_RATE;
+  const samples = sampleRate === target ? pcm : resample(pcm, sampleRate, target);
+  const out = logMelSpectrogram(samples, { length: 'longest', ...options, nMels: melBins, layout: 'frames-mels' });
+  const features = out.dataSync() as Float32Array;
+  const frames = out.shape[1];
+  out.dispose();
+  return { features: Float32Array.from(features), frames, melBins };
+}
