@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BENCH_DIR, fixed, flag, markdownTable, option, writeResults } from './common';
 
-const SUITE = ['matmul', 'train-step', 'conv', 'generation', 'generation-torch', 'generation-stories', 'memory', 'threads'] as const;
+const SUITE = ['matmul', 'train-step', 'conv', 'audio-encoder', 'generation', 'generation-torch', 'generation-stories', 'memory', 'threads'] as const;
 
 const only = option('only')?.split(',');
 const passThrough = [...(flag('quick') ? ['--quick'] : []), ...(option('backend') ? ['--backend', option('backend')!] : [])];
@@ -98,6 +98,17 @@ if (conv && runs.some((r) => r.name === 'conv')) {
   ratios(`conv stack train step (batch ${conv.stack.batch})`, conv.stack, 'per step');
   ratios('Whisper conv1d front end forward', conv.frontEnd, 'per forward');
   for (const k of conv.kernels ?? []) rows.push([`conv fast path: ${k.name}`, `${fixed(k.speedup)}x`, `${fixed(k.offMs)} -> ${fixed(k.onMs)} ms`]);
+}
+
+const audioEncoder = read('audio-encoder');
+if (audioEncoder && runs.some((r) => r.name === 'audio-encoder')) {
+  // Whisper-tiny encoder forward on 30 s (3000 frames), plain and 2x-pooled, against its PyTorch twin.
+  for (const r of audioEncoder.rows) {
+    for (const t of r.torch) {
+      const cpu = t.threads === 1 ? `; CPU time ratio ${fixed(t.cpuSeconds / r.cpuSeconds, 2)}x` : '';
+      rows.push([`${r.name}: vs torch ${t.threads} thread${t.threads > 1 ? 's' : ''}`, `${fixed(t.seconds / r.seconds, 2)}x`, `${fixed(r.seconds * 1000, 0)} vs ${fixed(t.seconds * 1000, 0)} ms${cpu}`]);
+    }
+  }
 }
 
 const threads = read('threads');
