@@ -21,6 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   AvgPool1d,
   ModalityModule,
+  type ContinuousInput,
   type EncodeOptions,
   type EncodedFeatures,
   type MediaGrid,
@@ -30,6 +31,9 @@ import {
 import { encoderPositions, maxInputFrames } from './encoder/config';
 import { WhisperEncoder, type EncoderTap } from './encoder/encoder';
 import { WindowEncoder, type WindowEncoderOptions } from './encoder/window-encoder';
+import { loadAudio, type LoadAudioOptions } from './audio/pcm';
+import type { AudioClip } from './audio/types';
+import { whisperLogMelFrames } from './frontend/log-mel';
 import { FRAMES_PER_SECOND, planWindows, validateWindows, type WindowOptions, type WindowPlan } from './windows';
 
 /** Log-mel features of one clip: [frames, melBins] row-major (frames at 100 per second). */
@@ -45,7 +49,11 @@ export interface PcmInput {
   sampleRate: number;
 }
 
-export type AudioInput = LogMelInput | PcmInput;
+/**
+ * What `prepare` takes: log-mel features, raw PCM ({ pcm, sampleRate } or an AudioClip { samples, sampleRate }), or
+ * WAV bytes / a WAV file path (decoded, mixed down and resampled to 16 kHz by `loadAudio`).
+ */
+export type AudioInput = LogMelInput | PcmInput | AudioClip | Uint8Array | string;
 
 /** Turns PCM into log-mel features with the encoder's bin count (e.g. this package's Whisper frontend). */
 export type AudioFrontend = (pcm: Float32Array, sampleRate: number, melBins: number) => LogMelInput;
@@ -65,8 +73,10 @@ export interface AudioModalityOptions {
   layers?: EncoderTap | readonly EncoderTap[];
   /** A small transformer over all windows' tokens of a clip (role `window_encoder`): a module or its options. */
   windowEncoder?: WindowEncoder | Omit<WindowEncoderOptions, 'dim'>;
-  /** PCM -> log-mel, for PcmInput. Without it, PCM input is an error. */
+  /** PCM -> log-mel (default `whisperLogMelFrames`: Whisper's frontend at the clip's own length, no 30 s padding). */
   frontend?: AudioFrontend;
+  /** WAV decoding and PCM checks (sample-rate and channel caps, memory budget) for byte, path and PCM input. */
+  input?: LoadAudioOptions;
 }
 
 /** What `prepare` returns. */
@@ -82,6 +92,7 @@ export interface PreparedAudio {
 }
 
 export type AudioModality = Modality<AudioInput, PreparedAudio> & {
+  readonly continuousIn: ContinuousInput<PreparedAudio>;
   readonly module: ModalityModule;
   readonly encoder: WhisperEncoder;
   readonly windowEncoder: WindowEncoder | null;
@@ -157,15 +168,24 @@ export function audioModality(options: AudioModalityOptions): AudioModality {
 
   const prepare = (raw: AudioInput): PreparedAudio => {
     let input: LogMelInput;
-    if (raw && typeof raw === 'object' && 'pcm' in raw) {
-      if (!options.frontend) {
-        throw new Error(`${what}: got PCM samples but the plugin has no frontend; pass frontend (PCM -> log-mel) or log-mel features`);
-      }
-      input = options.frontend(raw.pcm, raw.sampleRate, melBins);
+    const frontend = options.frontend ?? whisperLogMelFrames;
+    const fromClip = (clip: AudioClip): LogMelInput => {
+      const checked = loadAudio(clip, { ...options.input, sampleRate: clip.sampleRate }); // NaN/Inf, rate and length checks
+      return frontend(checked.samples, checked.sampleRate, melBins);
+    };
+    if (typeof raw === 'string' || raw instanceof Uint8Array) {
+      const clip = loadAudio(raw, options.input);
+      input = frontend(clip.samples, clip.sampleRate, melBins);
+    } else if (raw && typeof raw === 'object' && 'pcm' in raw) {
+      input = fromClip({ samples: raw.pcm, sampleRate: raw.sampleRate });
+    } else if (raw && typeof raw === 'object' && 'samples' in raw) {
+      input = fromClip(raw);
     } else if (raw && typeof raw === 'object' && 'features' in raw) {
       input = raw;
     } else {
-      throw new Error(`${what}: expected { features, frames, melBins } (log-mel) or { pcm, sampleRate }, got ${describe(raw)}`);
+      throw new Error(
+        `${what}: expected log-mel features { features, frames, melBins }, PCM { pcm, sampleRate }, WAV bytes or a WAV path, got ${describe(raw)}`,
+      );
     }
     const { features, frames } = input;
     if (!(features instanceof Float32Array)) throw new Error(`${what}: log-mel features must be a Float32Array [frames * melBins], got ${describe(features)}`);

@@ -118,7 +118,7 @@ describe.each(TEST_BACKENDS)('%s', (backend) => {
     encoder.dispose();
   });
 
-  it('PCM goes through the frontend; without one it is a clear error', () => {
+  it('PCM goes through a given frontend', () => {
     const encoder = new WhisperEncoder(tinyWhisperEncoder());
     const seen: number[] = [];
     const frontend = (pcm: Float32Array, sampleRate: number, melBins: number): LogMelInput => {
@@ -130,7 +130,54 @@ describe.each(TEST_BACKENDS)('%s', (backend) => {
     expect(seen).toEqual([16000, MELS]);
     expect(item.frames).toBe(10);
     expect(item.seconds).toBeCloseTo(0.1);
-    expect(() => audioModality({ encoder }).prepare({ pcm: new Float32Array(10), sampleRate: 16000 })).toThrow(/no frontend; pass frontend/);
+    encoder.dispose();
+  });
+});
+
+/** A mono 16-bit PCM WAV file. */
+function wav(samples: Float32Array, sampleRate: number): Uint8Array {
+  const bytes = new Uint8Array(44 + 2 * samples.length);
+  const view = new DataView(bytes.buffer);
+  const text = (offset: number, s: string) => [...s].forEach((c, i) => view.setUint8(offset + i, c.charCodeAt(0)));
+  text(0, 'RIFF');
+  view.setUint32(4, 36 + 2 * samples.length, true);
+  text(8, 'WAVE');
+  text(12, 'fmt ');
+  view.setUint32(16, 16, true);
+  view.setUint16(20, 1, true); // PCM
+  view.setUint16(22, 1, true); // mono
+  view.setUint32(24, sampleRate, true);
+  view.setUint32(28, 2 * sampleRate, true);
+  view.setUint16(32, 2, true);
+  view.setUint16(34, 16, true);
+  text(36, 'data');
+  view.setUint32(40, 2 * samples.length, true);
+  samples.forEach((v, i) => view.setInt16(44 + 2 * i, Math.round(v * 32767), true));
+  return bytes;
+}
+
+describe('raw audio through the package frontend (cpu)', () => {
+  beforeAll(() => setupTestBackend('cpu'));
+
+  it('WAV bytes, PCM at another rate and an AudioClip all become Whisper log-mel frames (100 per second)', () => {
+    const encoder = new WhisperEncoder(tinyWhisperEncoder({ numMelBins: 80 }));
+    const audio = audioModality({ encoder });
+    const tone = Float32Array.from({ length: 8000 }, (_, i) => 0.5 * Math.sin((2 * Math.PI * 440 * i) / 16000)); // 0.5 s
+    const fromPcm = audio.prepare({ pcm: tone, sampleRate: 16000 });
+    expect(fromPcm.frames).toBe(50);
+    expect(fromPcm.melBins).toBe(80);
+    const fromWav = audio.prepare(wav(tone, 16000));
+    expect(fromWav.frames).toBe(50);
+    // 16-bit quantisation only: the same features to within a small tolerance.
+    const gap = fromPcm.features.reduce((m, v, i) => Math.max(m, Math.abs(v - fromWav.features[i]!)), 0);
+    expect(gap).toBeLessThan(1e-2);
+    const at8k = Float32Array.from({ length: 4000 }, (_, i) => tone[2 * i]!);
+    expect(audio.prepare({ samples: at8k, sampleRate: 8000 }).frames).toBe(50);
+    expect(audio.tokensFor(fromWav)).toBe(25);
+    const bad = tone.slice();
+    bad[100] = Number.NaN;
+    expect(() => audio.prepare({ pcm: bad, sampleRate: 16000 })).toThrow(/NaN/);
+    expect(() => audio.prepare(wav(tone, 16000).subarray(0, 30))).toThrow();
     encoder.dispose();
   });
 });
@@ -148,7 +195,8 @@ describe('bad input is a clear error (cpu)', () => {
     expect(() => audio.prepare({ features: new Float32Array(0), frames: 0, melBins: MELS })).toThrow(/at least one mel frame, got 0/);
     expect(() => audio.prepare({ ...clip(10), melBins: 80 })).toThrow(/80 mel bins but the encoder takes 8/);
     expect(() => audio.prepare({ features: new Float32Array(10), frames: 10, melBins: MELS })).toThrow(/need 80 values, got 10/);
-    expect(() => audio.prepare('clip.wav' as never)).toThrow(/expected \{ features, frames, melBins \}/);
+    expect(() => audio.prepare('missing.wav')).toThrow(/missing.wav: could not read the file/);
+    expect(() => audio.prepare(42 as never)).toThrow(/expected log-mel features \{ features, frames, melBins \}, PCM/);
     expect(() => audioModality({ encoder, pool: 2 }).prepare(clip(2))).toThrow(/gives no tokens with pool 2; give at least 3 frames/);
     const windowed = audioModality({ encoder, windows: { window: 20, hop: 10, maxWindows: 2 } });
     expect(() => windowed.prepare(clip(31))).toThrow(/needs 3 windows, more than maxWindows 2/);
