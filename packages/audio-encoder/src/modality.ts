@@ -140,6 +140,12 @@ export function audioModality(options: AudioModalityOptions): AudioModality {
   } else if (options.windowEncoder) {
     windowEncoder = new WindowEncoder({ maxWindows: windows?.maxWindows ?? 1, ...options.windowEncoder, dim: featureDim });
   }
+  if (windowEncoder && windows && windowEncoder.maxWindows < windows.maxWindows) {
+    throw new Error(
+      `${what}: the window encoder has embeddings for ${windowEncoder.maxWindows} windows but the windows allow up to ` +
+        `${windows.maxWindows}; build it with maxWindows >= ${windows.maxWindows}`,
+    );
+  }
   if (windowEncoder && windowEncoder.dim !== featureDim) {
     throw new Error(`${what}: the window encoder is ${windowEncoder.dim} wide but the features are ${featureDim} (dModel x layers)`);
   }

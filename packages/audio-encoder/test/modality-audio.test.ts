@@ -202,6 +202,9 @@ describe('bad input is a clear error (cpu)', () => {
     expect(() => windowed.prepare(clip(31))).toThrow(/needs 3 windows, more than maxWindows 2/);
     expect(() => audioModality({ encoder, windows: { window: 200, hop: 10, maxWindows: 2 } })).toThrow(/windows of 200 frames are longer than the encoder takes \(128/);
     expect(() => audio.continuousIn.encode([windowed.prepare(clip(12))])).toThrow(/other window settings/);
+    expect(() => audioModality({ encoder, windows: { window: 20, hop: 10, maxWindows: 4 }, windowEncoder: { maxWindows: 2 } })).toThrow(
+      /embeddings for 2 windows but the windows allow up to 4/,
+    );
     expect(() => audio.tokensFor(audio.prepare(clip(4)), 'discrete')).toThrow(/only has the continuousIn path/);
     encoder.dispose();
   });
