@@ -4,6 +4,7 @@
 // taps; the window encoder role; PCM through a frontend; clear errors for bad input; no leaked tensors.
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
+import fc from 'fast-check';
 import { manualSeed, validateModality } from '@chimera/core';
 import { Rng, TEST_BACKENDS, expectNoLeaks, setupTestBackend } from '@chimera/core/testing';
 import { audioModality, type LogMelInput } from '../src/modality';
@@ -178,6 +179,36 @@ describe('raw audio through the package frontend (cpu)', () => {
     bad[100] = Number.NaN;
     expect(() => audio.prepare({ pcm: bad, sampleRate: 16000 })).toThrow(/NaN/);
     expect(() => audio.prepare(wav(tone, 16000).subarray(0, 30))).toThrow();
+    encoder.dispose();
+  });
+});
+
+describe('tokensFor agrees with encode (wasm, property)', () => {
+  beforeAll(() => setupTestBackend('wasm'));
+
+  it('over random clip lengths, windows and pooling, every item gets exactly tokensFor rows', () => {
+    const encoder = new WhisperEncoder(tinyWhisperEncoder());
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 6, max: 128 }), { minLength: 1, maxLength: 3 }),
+        fc.option(fc.record({ window: fc.integer({ min: 6, max: 40 }), hop: fc.integer({ min: 1, max: 40 }) }), { nil: undefined }),
+        fc.integer({ min: 1, max: 3 }),
+        (lengths, win, pool) => {
+          const windows = win ? { window: win.window, hop: Math.min(win.hop, win.window), maxWindows: 200 } : undefined;
+          const audio = audioModality({ encoder, pool, ...(windows ? { windows } : {}) });
+          const items = lengths.map((n, i) => audio.prepare(clip(n, i + 1)));
+          const before = tf.memory().numTensors;
+          const out = audio.continuousIn.encode(items);
+          const rows = (out.features as tf.Tensor[]).map((f) => f.shape[0]);
+          tf.dispose(out.features as tf.Tensor[]);
+          expect(tf.memory().numTensors).toBe(before);
+          expect(rows).toEqual(items.map((item) => audio.tokensFor(item)));
+          expect(out.tokensPerItem).toEqual(rows);
+          expect(items.map((item) => audio.tokensForFrames(item.frames))).toEqual(rows);
+        },
+      ),
+      { numRuns: 40 },
+    );
     encoder.dispose();
   });
 });
