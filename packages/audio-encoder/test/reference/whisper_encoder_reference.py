@@ -224,6 +224,10 @@ def make(out_dir):
             'grad_features': stored(x.grad),
             'grads': grads,
         })
+    # Whisper-tiny's table (1500 x 384): a few rows, where float32 rounding of t * inv_timescale matters most.
+    table = sinusoids(1500, 384)
+    rows = [0, 1, 777, 1499]
+    reference['sinusoid_rows'] = {'rows': rows, 'channels': 384, 'data': table[rows].reshape(-1).tolist()}
     path = os.path.join(out_dir, 'reference.json')
     with open(path, 'w') as f:
         json.dump(reference, f)
