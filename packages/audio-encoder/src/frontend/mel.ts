@@ -3,8 +3,14 @@
  * (and librosa's `filters.mel`, which Whisper's `mel_filters.npz` holds): the Slaney scale is linear below
  * 1 kHz (200/3 Hz per mel) and logarithmic above (27 mels per factor 6.4); n_mels + 2 points evenly spaced in mel
  * from f_min to f_max; triangles between neighbours over the FFT bin frequencies linspace(0, sr // 2, n_freqs);
- * area normalisation 2 / (f[i + 2] - f[i]). Computed in float64 (torchaudio uses float32: the difference is
- * ~1e-7 relative).
+ * area normalisation 2 / (f[i + 2] - f[i]).
+ *
+ * Computed in float64 and stored as float32, as librosa builds Whisper's shipped `mel_filters.npz` and as HF's
+ * numpy `mel_filter_bank` does. torchaudio builds the same bank in float32 by default, and that rounding is not
+ * harmless: a filter edge can fall within 0.1 Hz of an FFT bin (128 bins: 3439.92 Hz against bin 86 at
+ * 3440 Hz), where the edge weight is a difference of nearly equal numbers (float32 gives 1.133e-5, exact
+ * arithmetic 1.120e-5), and a strong tone in that bin moves the log-mel by 2e-4. The parity tests therefore
+ * compare with torchaudio's bank computed in float64.
  */
 
 const F_SP = 200 / 3;
