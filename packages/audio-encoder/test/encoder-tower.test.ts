@@ -96,6 +96,22 @@ describe.each(TEST_BACKENDS)('WhisperEncoder (%s)', (backend) => {
     encoder.dispose();
   });
 
+  it('padding gets no gradient: the masked frames of a row do not reach its loss', () => {
+    manualSeed(5);
+    const encoder = new WhisperEncoder(tinyWhisperEncoder());
+    const x = features(2, 24, 8, 6);
+    const [grad] = tf.grads((input: tf.Tensor) => {
+      const out = encoder.forward(input as tf.Tensor3D, { lengths: [24, 13] });
+      return tf.sum(tf.mul(out.hidden, tf.randomNormal(out.hidden.shape, 0, 1, 'float32', 7)));
+    })([x]);
+    const padded = tf.slice(grad!, [1, 13, 0], [1, -1, -1]);
+    const valid = tf.slice(grad!, [1, 0, 0], [1, 13, -1]);
+    expect(tf.max(tf.abs(padded)).dataSync()[0]).toBe(0);
+    expect(tf.max(tf.abs(valid)).dataSync()[0]).toBeGreaterThan(1e-4);
+    tf.dispose([x, grad!, padded, valid]);
+    encoder.dispose();
+  });
+
   it('pool 2 averages pairs of positions before layer_norm (Audio Flamingo 3), dropping an odd last one', () => {
     const encoder = new WhisperEncoder(tinyWhisperEncoder());
     const x = features(1, 22);
