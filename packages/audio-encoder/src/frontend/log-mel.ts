@@ -5,11 +5,12 @@
  * frame dropped (30 s -> 3000 frames); Slaney mel filterbank 0-8000 Hz with Slaney area normalisation (80 or 128
  * bins); log10(max(mel, 1e-10)), floored at the clip's maximum - 8, then (x + 4) / 4.
  *
- * On this engine: wasm has no FFT and 400 is not a power of two, so the STFT is one matMul of the frames against
- * a precomputed windowed DFT basis [n_fft, 2 * (n_fft / 2 + 1)] (cos and sin columns). Squaring that product and
- * multiplying by the filterbank stacked twice ([fb; fb]) gives mel(re^2 + im^2) in a second matMul. Frames are
- * cut without a gather: the padded signal is viewed as blocks of gcd(n_fft, hop) = 80 samples, and frame f is
- * blocks 2f .. 2f + 4, i.e. five strided slices concatenated.
+ * On this engine: wasm has no FFT and 400 is not a power of two, so the STFT is a matMul against a precomputed
+ * windowed DFT basis. The frame is folded first (the one step of a real FFT worth keeping here): the Hann window
+ * is symmetric (w[n] = w[N - n]) and cos/sin are even/odd about N/2, so with e[n] = x[n] + x[N - n] and
+ * o[n] = x[n] - x[N - n], re = e @ C ([N/2 + 1, N/2 + 1]) and im = o @ S ([N/2 - 1, N/2 + 1]): half the
+ * multiply-adds of frames @ [cos | sin], and sums half as long (float32 rounding). Frames are cut and folded
+ * in JS, copies from the reflect-padded signal (wasm's strided slices cost ~8x the matMul).
  */
 import * as tf from '@tensorflow/tfjs';
 import { AudioInputError } from '../audio/errors';
@@ -91,47 +92,57 @@ function resolve(options: LogMelOptions): Resolved {
   return r;
 }
 
-/** The periodic-Hann-windowed DFT basis [nFft, 2 * nBins]: cos columns, then -sin columns (signs do not matter for |X|^2). */
-export function dftBasis(nFft: number): Float32Array {
-  const nBins = nFft / 2 + 1;
-  const out = new Float32Array(nFft * 2 * nBins);
-  for (let n = 0; n < nFft; n++) {
+/**
+ * The folded, periodic-Hann-windowed DFT bases for frames of nFft samples: `cos` [nFft/2 + 1, nBins] applied to
+ * e[n] = x[n] + x[nFft - n] (e[0] = x[0], e[nFft/2] = x[nFft/2]) gives the real parts, `sin` [nFft/2 - 1, nBins]
+ * applied to o[n] = x[n] - x[nFft - n] (n = 1 .. nFft/2 - 1) the imaginary parts, up to sign.
+ */
+export function dftBasis(nFft: number): { cos: Float32Array; sin: Float32Array } {
+  const half = nFft / 2;
+  const nBins = half + 1;
+  const cos = new Float32Array((half + 1) * nBins);
+  const sin = new Float32Array((half - 1) * nBins);
+  for (let n = 0; n <= half; n++) {
     const window = 0.5 - 0.5 * Math.cos((2 * Math.PI * n) / nFft);
     for (let k = 0; k < nBins; k++) {
       const angle = (2 * Math.PI * ((k * n) % nFft)) / nFft; // reduced exactly, so large k * n keep full precision
-      out[n * 2 * nBins + k] = window * Math.cos(angle);
-      out[n * 2 * nBins + nBins + k] = -window * Math.sin(angle);
+      cos[n * nBins + k] = window * Math.cos(angle);
+      if (n >= 1 && n < half) sin[(n - 1) * nBins + k] = window * Math.sin(angle);
     }
   }
-  return out;
+  return { cos, sin };
 }
 
-const basisCache = new Map<number, Float32Array>();
+const basisCache = new Map<number, { cos: Float32Array; sin: Float32Array }>();
 const melCache = new Map<string, Float32Array>();
 
-/** The mel filterbank stacked twice, [2 * nBins, nMels], so square(frames @ basis) @ it = mel(|X|^2). */
-function stackedMel(r: Resolved): Float32Array {
+function melFor(r: Resolved): Float32Array {
   const key = `${r.nFft}:${r.nMels}:${r.sampleRate}`;
   let m = melCache.get(key);
   if (!m) {
-    const nBins = r.nFft / 2 + 1;
-    const fb = melFilterBank({ nFreqs: nBins, nMels: r.nMels, sampleRate: r.sampleRate, fMin: 0, fMax: r.sampleRate / 2 });
-    m = new Float32Array(2 * fb.length);
-    m.set(fb);
-    m.set(fb, fb.length);
+    m = melFilterBank({ nFreqs: r.nFft / 2 + 1, nMels: r.nMels, sampleRate: r.sampleRate, fMin: 0, fMax: r.sampleRate / 2 });
     melCache.set(key, m);
   }
   return m;
 }
 
-function basisFor(nFft: number): Float32Array {
+function basisFor(nFft: number): { cos: Float32Array; sin: Float32Array } {
   let b = basisCache.get(nFft);
   if (!b) basisCache.set(nFft, (b = dftBasis(nFft)));
   return b;
 }
 
-/** Checks the clips and builds the reflect-padded batch [B, L + nFft] in JS. */
-function prepareBatch(audio: ClipInput | readonly ClipInput[], r: Resolved): { padded: Float32Array; batch: number; length: number; validFrames: number[] } {
+interface Folded {
+  /** [B * T, nFft/2 + 1] and [B * T, nFft/2 - 1]: the frames folded for the cos and sin bases. */
+  even: Float32Array;
+  odd: Float32Array;
+  batch: number;
+  frames: number;
+  validFrames: number[];
+}
+
+/** Checks the clips, reflect-pads each (in JS) and cuts and folds its frames. */
+function prepareBatch(audio: ClipInput | readonly ClipInput[], r: Resolved): Folded {
   const list = Array.isArray(audio) ? (audio as readonly ClipInput[]) : [audio as ClipInput];
   if (list.length === 0) throw new AudioInputError('empty', 'log-mel: got an empty batch; pass at least one clip');
   const clips = list.map((clip, i) => {
@@ -155,9 +166,13 @@ function prepareBatch(audio: ClipInput | readonly ClipInput[], r: Resolved): { p
   }
   const frames = framesFor(length, r.hopLength);
   const width = length + r.nFft;
-  const padded = new Float32Array(clips.length * width);
+  const row = new Float32Array(width);
+  const nEven = half + 1;
+  const nOdd = half - 1;
+  const even = new Float32Array(clips.length * frames * nEven);
+  const odd = new Float32Array(clips.length * frames * nOdd);
   clips.forEach((samples, b) => {
-    const row = padded.subarray(b * width, (b + 1) * width);
+    row.fill(0);
     const used = Math.min(samples.length, length);
     row.set(samples.subarray(0, used), half);
     // Reflect padding mirrors around the first and last sample without repeating them (torch's 'reflect'),
@@ -166,28 +181,37 @@ function prepareBatch(audio: ClipInput | readonly ClipInput[], r: Resolved): { p
       row[half - j] = row[half + j]!;
       row[half + length - 1 + j] = row[half + length - 1 - j]!;
     }
+    for (let f = 0; f < frames; f++) {
+      const x = f * r.hopLength; // frame f is row[x .. x + nFft)
+      const e = (b * frames + f) * nEven;
+      const o = (b * frames + f) * nOdd;
+      even[e] = row[x]!;
+      even[e + half] = row[x + half]!;
+      for (let n = 1; n < half; n++) {
+        const a = row[x + n]!;
+        const c = row[x + r.nFft - n]!;
+        even[e + n] = a + c;
+        odd[o + n - 1] = a - c;
+      }
+    }
   });
   const validFrames = clips.map((c) => Math.min(frames, Math.ceil(Math.min(c.length, length) / r.hopLength)));
-  return { padded, batch: clips.length, length, validFrames };
+  return { even, odd, batch: clips.length, frames, validFrames };
 }
 
-/** The tensor pipeline: padded [B, L + nFft] to log-mel [B, T, nMels] (or transposed). */
-function logMelFromPadded(padded: tf.Tensor2D, length: number, r: Resolved, basis: tf.Tensor2D, mel: tf.Tensor2D): tf.Tensor3D {
+interface Bases {
+  cos: tf.Tensor2D;
+  sin: tf.Tensor2D;
+  mel: tf.Tensor2D;
+}
+
+/** The tensor pipeline: folded frames to log-mel [B, T, nMels] (or transposed). */
+function logMelFromFolded({ even, odd, batch, frames }: Folded, r: Resolved, bases: Bases): tf.Tensor3D {
   return tf.tidy(() => {
-    const [batch] = padded.shape;
-    const frames = framesFor(length, r.hopLength);
-    const block = gcd(r.nFft, r.hopLength);
-    const step = r.hopLength / block; // blocks between frame starts
-    const span = r.nFft / block; // blocks per frame
-    const nBlocks = step * (frames - 1) + span;
-    const blocks = tf.reshape(tf.slice(padded, [0, 0], [batch, nBlocks * block]), [batch, nBlocks, block]);
-    const pieces: tf.Tensor3D[] = [];
-    for (let s = 0; s < span; s++) {
-      pieces.push(tf.stridedSlice(blocks, [0, s, 0], [batch, s + step * (frames - 1) + 1, block], [1, step, 1]) as tf.Tensor3D);
-    }
-    const framed = tf.reshape(span === 1 ? pieces[0]! : tf.concat(pieces, 2), [batch * frames, r.nFft]); // [B*T, nFft]
-    const spectrum = tf.matMul(framed, basis); // [B*T, 2 * nBins]: re and im
-    const melSpec = tf.matMul(tf.square(spectrum), mel); // [B*T, nMels] = mel(re^2 + im^2)
+    const half = r.nFft / 2;
+    const re = tf.matMul(tf.tensor2d(even, [batch * frames, half + 1]), bases.cos); // [B*T, nBins]
+    const im = tf.matMul(tf.tensor2d(odd, [batch * frames, half - 1]), bases.sin);
+    const melSpec = tf.matMul(tf.add(tf.square(re), tf.square(im)), bases.mel); // [B*T, nMels]
     const logSpec = tf.div(tf.log(tf.maximum(melSpec, 1e-10)), Math.LN10);
     const perClip = tf.reshape(logSpec, [batch, frames * r.nMels]);
     const floor = tf.sub(tf.max(perClip, 1, true), 8); // [B, 1]: each clip's own maximum, as HF's batched extractor
@@ -197,7 +221,15 @@ function logMelFromPadded(padded: tf.Tensor2D, length: number, r: Resolved, basi
   });
 }
 
-const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+function makeBases(r: Resolved): Bases {
+  const half = r.nFft / 2;
+  const { cos, sin } = basisFor(r.nFft);
+  return {
+    cos: tf.tensor2d(cos, [half + 1, half + 1]),
+    sin: tf.tensor2d(sin, [half - 1, half + 1]),
+    mel: tf.tensor2d(melFor(r), [half + 1, r.nMels]),
+  };
+}
 
 /**
  * Whisper log-mel features of one clip or a batch, as a [B, nMels, T] tensor (or [B, T, nMels] with
@@ -205,13 +237,8 @@ const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
  */
 export function logMelSpectrogram(audio: ClipInput | readonly ClipInput[], options: LogMelOptions = {}): tf.Tensor3D {
   const r = resolve(options);
-  const { padded, batch, length } = prepareBatch(audio, r);
-  return tf.tidy(() => {
-    const nBins = r.nFft / 2 + 1;
-    const basis = tf.tensor2d(basisFor(r.nFft), [r.nFft, 2 * nBins]);
-    const mel = tf.tensor2d(stackedMel(r), [2 * nBins, r.nMels]);
-    return logMelFromPadded(tf.tensor2d(padded, [batch, length + r.nFft]), length, r, basis, mel);
-  });
+  const folded = prepareBatch(audio, r);
+  return tf.tidy(() => logMelFromFolded(folded, r, makeBases(r)));
 }
 
 /**
@@ -226,7 +253,7 @@ export class WhisperFeatureExtractor {
   readonly length: number | 'longest';
   readonly layout: 'mels-frames' | 'frames-mels';
   private readonly resolved: Resolved;
-  private tensors: { basis: tf.Tensor2D; mel: tf.Tensor2D } | undefined;
+  private tensors: Bases | undefined;
 
   constructor(options: LogMelOptions = {}) {
     this.resolved = resolve(options);
@@ -239,24 +266,16 @@ export class WhisperFeatureExtractor {
   }
 
   extract(audio: ClipInput | readonly ClipInput[]): LogMelFeatures {
-    const { padded, batch, length, validFrames } = prepareBatch(audio, this.resolved);
-    if (!this.tensors) {
-      const nBins = this.nFft / 2 + 1;
-      this.tensors = {
-        basis: tf.keep(tf.tensor2d(basisFor(this.nFft), [this.nFft, 2 * nBins])),
-        mel: tf.keep(tf.tensor2d(stackedMel(this.resolved), [2 * nBins, this.nMels])),
-      };
-    }
-    const { basis, mel } = this.tensors;
-    const features = tf.tidy(() => logMelFromPadded(tf.tensor2d(padded, [batch, length + this.nFft]), length, this.resolved, basis, mel));
-    return { features, validFrames };
+    const folded = prepareBatch(audio, this.resolved);
+    this.tensors ??= makeBases(this.resolved);
+    const features = tf.tidy(() => logMelFromFolded(folded, this.resolved, this.tensors!));
+    return { features, validFrames: folded.validFrames };
   }
 
   /** Frees the cached basis and filterbank tensors (made again on the next `extract`). */
   dispose(): void {
     if (this.tensors) {
-      this.tensors.basis.dispose();
-      this.tensors.mel.dispose();
+      tf.dispose([this.tensors.cos, this.tensors.sin, this.tensors.mel]);
       this.tensors = undefined;
     }
   }
