@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BENCH_DIR, fixed, flag, markdownTable, option, writeResults } from './common';
 
-const SUITE = ['matmul', 'train-step', 'conv', 'audio-encoder', 'generation', 'generation-torch', 'generation-stories', 'memory', 'threads'] as const;
+const SUITE = ['matmul', 'train-step', 'conv', 'audio-frontend', 'audio-encoder', 'generation', 'generation-torch', 'generation-stories', 'memory', 'threads'] as const;
 
 const only = option('only')?.split(',');
 const passThrough = [...(flag('quick') ? ['--quick'] : []), ...(option('backend') ? ['--backend', option('backend')!] : [])];
@@ -98,6 +98,17 @@ if (conv && runs.some((r) => r.name === 'conv')) {
   ratios(`conv stack train step (batch ${conv.stack.batch})`, conv.stack, 'per step');
   ratios('Whisper conv1d front end forward', conv.frontEnd, 'per forward');
   for (const k of conv.kernels ?? []) rows.push([`conv fast path: ${k.name}`, `${fixed(k.speedup)}x`, `${fixed(k.offMs)} -> ${fixed(k.onMs)} ms`]);
+}
+
+const audioFrontend = read('audio-frontend');
+if (audioFrontend && runs.some((r) => r.name === 'audio-frontend')) {
+  // 30 s to Whisper log-mel (80 bins; 1 clip and a batch of 4) and a 44.1 -> 16 kHz resample, against PyTorch.
+  for (const r of audioFrontend.rows) {
+    for (const t of r.torch) {
+      const cpu = t.threads === 1 ? `; CPU time ratio ${fixed(t.cpuSeconds / r.cpuSeconds, 2)}x` : '';
+      rows.push([`${r.name}: vs torch ${t.threads} thread${t.threads > 1 ? 's' : ''}`, `${fixed(t.seconds / r.seconds, 2)}x`, `${fixed(r.seconds * 1000, 1)} vs ${fixed(t.seconds * 1000, 1)} ms${cpu}`]);
+    }
+  }
 }
 
 const audioEncoder = read('audio-encoder');
