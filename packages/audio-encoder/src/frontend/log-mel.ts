@@ -212,10 +212,14 @@ function logMelFromFolded({ even, odd, batch, frames }: Folded, r: Resolved, bas
     const re = tf.matMul(tf.tensor2d(even, [batch * frames, half + 1]), bases.cos); // [B*T, nBins]
     const im = tf.matMul(tf.tensor2d(odd, [batch * frames, half - 1]), bases.sin);
     const melSpec = tf.matMul(tf.add(tf.square(re), tf.square(im)), bases.mel); // [B*T, nMels]
-    const logSpec = tf.div(tf.log(tf.maximum(melSpec, 1e-10)), Math.LN10);
+    // clipByValue with JS bounds, not tf.maximum: wasm's broadcasting Maximum took 40% of the whole extraction.
+    const logSpec = tf.div(tf.log(tf.clipByValue(melSpec, 1e-10, Number.MAX_VALUE)), Math.LN10);
     const perClip = tf.reshape(logSpec, [batch, frames * r.nMels]);
-    const floor = tf.sub(tf.max(perClip, 1, true), 8); // [B, 1]: each clip's own maximum, as HF's batched extractor
-    const scaled = tf.div(tf.add(tf.maximum(perClip, floor), 4), 4);
+    // Each clip is floored at its own maximum - 8, as HF's batched extractor does.
+    const maxima = tf.max(perClip, 1).dataSync();
+    const rows = batch === 1 ? [perClip] : tf.split(perClip, batch, 0);
+    const floored = rows.map((row, b) => tf.clipByValue(row, maxima[b]! - 8, Number.MAX_VALUE));
+    const scaled = tf.div(tf.add(batch === 1 ? floored[0]! : tf.concat(floored, 0), 4), 4);
     const out = tf.reshape(scaled, [batch, frames, r.nMels]);
     return (r.layout === 'mels-frames' ? tf.transpose(out, [0, 2, 1]) : out) as tf.Tensor3D;
   });
