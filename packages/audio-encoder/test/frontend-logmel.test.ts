@@ -134,6 +134,22 @@ describe('log-mel shapes, options and errors', () => {
     expect(extractor.nMels).toBe(80);
   });
 
+  it("a 'longest' batch row equals its clip zero-padded to the batch length alone; the two layouts are transposes", () => {
+    const a = Float32Array.from({ length: 16_000 }, (_, i) => 0.4 * Math.sin(i / 7));
+    const b = Float32Array.from({ length: 8_000 }, (_, i) => 0.2 * Math.sin(i / 3));
+    const bPadded = new Float32Array(16_000);
+    bPadded.set(b);
+    const batch = logMelSpectrogram([a, b], { length: 'longest', layout: 'frames-mels' });
+    const alone = logMelSpectrogram(bPadded, { length: 'longest', layout: 'frames-mels' });
+    const other = logMelSpectrogram([a, b], { length: 'longest' });
+    expect(batch.shape).toEqual([2, 100, 80]);
+    const row = tf.tidy(() => tf.slice(batch, [1, 0, 0], [1, 100, 80]));
+    expect(maxDiff(row.dataSync() as Float32Array, alone.dataSync() as Float32Array)).toBeLessThan(1e-6);
+    const back = tf.tidy(() => tf.transpose(other, [0, 2, 1]));
+    expect(maxDiff(back.dataSync() as Float32Array, batch.dataSync() as Float32Array)).toBe(0);
+    tf.dispose([batch, alone, other, row, back]);
+  });
+
   it('whisperLogMelFrames resamples and returns plain [frames, bins] arrays without leaking', async () => {
     const pcm = Float32Array.from({ length: 44_100 }, (_, i) => 0.3 * Math.sin(i / 10));
     const out = await expectNoLeaks(() => whisperLogMelFrames(pcm, 44_100, 128), 'whisperLogMelFrames');
