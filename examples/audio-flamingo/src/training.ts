@@ -72,7 +72,10 @@ export function pretrainText(llm: CausalLM, bank: ClipBank, options: StageOption
 const OFFSETS = QUESTION_TYPES.map((_, t) => QUESTION_TYPES.slice(0, t).reduce((n, type) => n + ANSWERS_BY_TYPE[type].length, 0));
 const CLASSES = QUESTION_TYPES.reduce((n, type) => n + ANSWERS_BY_TYPE[type].length, 0);
 
-/** The audio plugin's trainable parts with one linear head over the mean output token; only the plugin is kept. */
+/**
+ * The audio plugin's trainable parts with one linear head over the mean output token of the clip and of each of its
+ * halves; only the plugin is kept.
+ */
 export class SoundLabeler extends Module {
   readonly audio: AudioModality;
   readonly head: Linear;
@@ -81,7 +84,7 @@ export class SoundLabeler extends Module {
     super();
     this.audio = audio;
     this.addModule('audio', audio.module);
-    this.head = this.addModule('head', new Linear(audio.featureDim, CLASSES));
+    this.head = this.addModule('head', new Linear(3 * audio.featureDim, CLASSES));
   }
 
   /** Logits [B, CLASSES], each row masked to its clip's question type's answers. */
@@ -89,7 +92,14 @@ export class SoundLabeler extends Module {
     return tf.tidy(() => {
       const { features } = this.audio.continuousIn!.encode(clips.map((c) => preparedAudio(c, this.audio)));
       const perClip = Array.isArray(features) ? features : tf.unstack(features); // [N_i, D] per clip
-      const pooled = tf.stack(perClip.map((f) => tf.mean(f, 0))) as tf.Tensor2D; // [B, D]
+      // The mean over the clip and over each half: direction and order questions need when, not only what.
+      const pooled = tf.stack(
+        perClip.map((f) => {
+          const half = Math.max(1, Math.floor(f.shape[0]! / 2));
+          const [first, second] = tf.split(f, [half, f.shape[0]! - half], 0);
+          return tf.concat([tf.mean(f, 0), tf.mean(first!, 0), tf.mean(second!, 0)]);
+        }),
+      ) as tf.Tensor2D; // [B, 3D]
       const allowed = clips.map((c) => {
         const t = QUESTION_TYPES.indexOf(c.question.type);
         return Array.from({ length: CLASSES }, (_, k) => (k >= OFFSETS[t]! && k < OFFSETS[t]! + ANSWERS_BY_TYPE[c.question.type].length ? 0 : -1e9));

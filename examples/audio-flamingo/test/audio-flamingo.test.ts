@@ -87,11 +87,11 @@ describe('composed model', () => {
     const clips = bank.clips('test', [0, 1, 2, 3, 4, 5]);
     const start = tf.memory().numTensors;
     const llm = buildLLM(size, 3);
+    const text = await evaluateTextOnly(llm, clips); // before compose inserts the cross-attention blocks
     const audio = buildAudio(size, 4);
     const frozen = withFrozenFeatures(audio);
     const model = composeFlamingo(llm, frozen, size, 5);
     model.trainOnly('fusion');
-    const text = await evaluateTextOnly(llm, clips);
     const composed = await evaluateComposed(model, frozen, clips);
     expect(composed.predictions.map((p) => p.answer)).toEqual(text.predictions.map((p) => p.answer));
     // Remembered features are the plugin's own, bit for bit, on a first and a second call.
@@ -111,7 +111,7 @@ describe('composed model', () => {
 });
 
 describe('reduced run', () => {
-  const TYPES: QuestionType[] = ['pitch', 'loudness', 'sweep'];
+  const TYPES: QuestionType[] = ['pitch', 'waveform'];
   let result: ExperimentResult;
   let dir: string;
   let tensorsAtStart: number;
@@ -129,8 +129,11 @@ describe('reduced run', () => {
       pretrain: { steps: 30, batchSize: 32, learningRate: 3e-3 },
       audioPretrain: { steps: 60, batchSize: 16, learningRate: 3e-3 },
       fusion: { steps: 80, batchSize: 16, learningRate: 3e-3 },
-      early: { steps: 80, batchSize: 16, learningRate: 3e-3 },
+      early: { steps: 80, batchSize: 16, learningRate: 2e-3, train: 'projector+llm' },
       checkpointDir: dir,
+      log: (line) => {
+        if (/baseline|held-out|Audio Flamingo:|early fusion:/.test(line)) console.log(line);
+      },
     });
   });
 
@@ -139,13 +142,13 @@ describe('reduced run', () => {
   });
 
   it('learns from the audio: both recipes beat the text-only LLM by a margin it cannot close', () => {
-    // Text alone can only guess among each type's answers (33% / 33% / 50%); the bar needs the clips.
-    expect(result.textOnly.accuracy).toBeLessThan(0.5);
-    expect(result.trained.accuracy).toBeGreaterThanOrEqual(0.75);
-    expect(result.trained.accuracy - result.textOnly.accuracy).toBeGreaterThanOrEqual(0.3);
-    expect(result.early!.scores.accuracy).toBeGreaterThanOrEqual(0.75);
+    // Text alone can only guess among each type's answers (33% / 25%); the bar needs the clips.
+    expect(result.textOnly.accuracy).toBeLessThan(0.45);
+    expect(result.trained.accuracy).toBeGreaterThanOrEqual(0.6);
+    expect(result.trained.accuracy - result.textOnly.accuracy).toBeGreaterThanOrEqual(0.25);
+    expect(result.early!.scores.accuracy).toBeGreaterThanOrEqual(0.6);
     // Only the fusion parts trained.
-    const trainable = result.summary.groups.filter((g) => g.trainable).map((g) => g.name);
+    const trainable = result.summary.groups.filter((g) => g.trainable !== 'no').map((g) => g.name);
     expect(trainable.sort()).toEqual(['audio.resampler', 'audio.xattn']);
   });
 
@@ -157,7 +160,7 @@ describe('reduced run', () => {
     const earlyPath = join(dir, 'early.safetensors');
     await result.early!.model.save(earlyPath, { trainableOnly: true });
     const earlyReload = await reloadedAnswers('early', result.size, { ...result.paths, fusion: earlyPath }, result.testSet, result.early!.scores);
-    expect(earlyReload.same).toBe(result.testSet.length);
+    expect(earlyReload.same).toBe(result.testSet.length); // early fusion trained the LLM too: it is in its checkpoint
     result.model.dispose();
     result.early!.model.dispose();
     // Every tensor made across pre-training, fusion training and generation is gone with the models (the log-mel
