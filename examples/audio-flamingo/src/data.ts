@@ -10,10 +10,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ComposedSample, SamplePart } from '@chimera/fusion';
-import type { AudioModality, PreparedAudio } from '@chimera/audio-encoder';
+import { whisperLogMelFrames, type AudioModality, type PreparedAudio } from '@chimera/audio-encoder';
 import { ANSWERS_BY_TYPE, QUESTION_TYPES, SoundsDataset, type ClipScene, type Question, type QuestionType } from '@chimera-examples/sounds-dataset';
 import { deriveSeed, type SplitName } from '@chimera-examples/shapes-dataset';
-import { whisperLogMelBatch } from './log-mel';
+
 import { AUDIO, BOS, END_OF_CHUNK, PAD, encodeWords } from './vocabulary';
 
 export interface Clip {
@@ -43,16 +43,15 @@ export class ClipBank {
     return this.clips(split, [index])[0]!;
   }
 
-  /** Clips of a split, the missing ones made and turned into log-mel features in one batch. */
+  /** Clips of a split, the missing ones made and turned into log-mel features (once each). */
   clips(split: SplitName, indices: readonly number[]): Clip[] {
     const missing = [...new Set(indices.filter((index) => !this.cache.has(`${split}:${index}`)))];
     for (let start = 0; start < missing.length; start += 64) {
       const samples = missing.slice(start, start + 64).map((index) => this.dataset.sample(split, index));
-      const mels = whisperLogMelBatch(samples.map((s) => s.audio), this.melBins);
-      samples.forEach((sample, k) => {
+      samples.forEach((sample) => {
         const [answerId, ...rest] = encodeWords(sample.question.answer);
         if (answerId === undefined || rest.length > 0) throw new Error(`ClipBank: answer '${sample.question.answer}' is not one word`);
-        const { features, frames } = mels[k]!;
+        const { features, frames } = whisperLogMelFrames(sample.audio, sample.sampleRate, this.melBins);
         this.cache.set(`${split}:${sample.index}`, {
           split,
           index: sample.index,

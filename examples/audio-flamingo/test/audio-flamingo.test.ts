@@ -1,20 +1,17 @@
-// The tiny Audio Flamingo: the stand-in log-mel frontend against PyTorch, the episode format, identity at init
+// The tiny Audio Flamingo: the episode format, identity at init
 // (zero gates), the frozen-feature memo, and a reduced run of both recipes that must learn from the audio (a bar
 // the text-only LLM misses), reload from its trainable-only checkpoint with identical answers, and leak nothing.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '@chimera/core';
-import { runTorchScript, torchAvailable } from '@chimera/core/testing';
 import { SoundsDataset, type QuestionType } from '@chimera-examples/sounds-dataset';
 import { ClipBank, clipText, promptText, textBatch } from '../src/data';
 import { evaluateComposed, evaluateTextOnly } from '../src/evaluate';
 import { runExperiment, type ExperimentResult } from '../src/experiment';
 import { withFrozenFeatures } from '../src/frozen-features';
-import { whisperLogMel } from '../src/log-mel';
 import { DEFAULT_SIZE, buildAudio, buildLLM, composeFlamingo, type AudioFlamingoSize } from '../src/model';
 import { reloadedAnswers } from '../src/reload';
 import { AUDIO, BOS, END_OF_CHUNK, decodeIds } from '../src/vocabulary';
@@ -36,28 +33,6 @@ const size: AudioFlamingoSize = { ...DEFAULT_SIZE, ...SMALL };
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
-});
-
-describe('log-mel frontend (stand-in for the package frontend)', () => {
-  it.skipIf(!torchAvailable())('matches torch.stft + torchaudio Slaney mel filterbank within 1e-4', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'af-logmel-'));
-    try {
-      const { audio } = new SoundsDataset().sample('test', 3, { types: ['sweep'] });
-      writeFileSync(join(dir, 'pcm.f32'), Buffer.from(audio.buffer, audio.byteOffset, audio.byteLength));
-      const script = fileURLToPath(new URL('./reference/log_mel.py', import.meta.url));
-      runTorchScript(script, [join(dir, 'pcm.f32'), join(dir, 'mel.f32'), '80']);
-      const bytes = readFileSync(join(dir, 'mel.f32'));
-      const expected = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-      const { features, frames } = whisperLogMel(audio, 80);
-      expect(frames).toBe(audio.length / 160);
-      expect(features.length).toBe(expected.length);
-      let worst = 0;
-      for (let i = 0; i < features.length; i++) worst = Math.max(worst, Math.abs(features[i]! - expected[i]!));
-      expect(worst).toBeLessThan(1e-4);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
 });
 
 describe('episodes', () => {
@@ -163,8 +138,7 @@ describe('reduced run', () => {
     expect(earlyReload.same).toBe(result.testSet.length); // early fusion trained the LLM too: it is in its checkpoint
     result.model.dispose();
     result.early!.model.dispose();
-    // Every tensor made across pre-training, fusion training and generation is gone with the models (the log-mel
-    // frontend's two constant tables stay, made once per process).
-    expect(tf.memory().numTensors - tensorsAtStart).toBeLessThanOrEqual(2);
+    // Every tensor made across feature extraction, pre-training, fusion training and generation is gone with the models.
+    expect(tf.memory().numTensors).toBe(tensorsAtStart);
   });
 });

@@ -33,8 +33,6 @@ export {
   espeakAvailable,
   defaultSpeechCache,
   warmSpeechCache,
-  readPcm16Wav,
-  resampleTo16k,
   type Voice,
   type Utterance,
 } from './speech';

@@ -4,12 +4,14 @@
 // so each voice gives 90 distinct utterances. The test split speaks only in voices whose variant no training
 // voice uses, so "which digit is spoken?" is scored on unseen speakers.
 //
-// espeak-ng writes 22050 Hz 16-bit mono WAV; it is decoded and resampled to 16 kHz here.
+// espeak-ng writes 22050 Hz 16-bit mono WAV; @chimera/audio-encoder decodes it and resamples it to 16 kHz
+// (band-limited, torchaudio's functional.resample).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { decodeWav, resample } from '@chimera/audio-encoder';
 import type { SplitName } from '@chimera-examples/shapes-dataset';
 import { SAMPLE_RATE } from './synth';
 
@@ -103,77 +105,10 @@ export function speak(utterance: Utterance, cacheDir: string): Float32Array {
     execFileSync('espeak-ng', ['-v', name, '-s', String(utterance.speed), '-p', String(utterance.pitch), '-w', partial, DIGIT_WORDS[utterance.digit]!]);
     renameSync(partial, file); // atomic: parallel test workers never read a half-written file
   }
-  const { samples, sampleRate } = readPcm16Wav(readFileSync(file), file);
-  const audio = trimSilence(resampleTo16k(samples, sampleRate));
+  const { samples, sampleRate } = decodeWav(readFileSync(file));
+  const audio = trimSilence(sampleRate === SAMPLE_RATE ? samples : resample(samples, sampleRate, SAMPLE_RATE));
   memory.set(file, audio);
   return audio;
-}
-
-/**
- * A minimal reader for what espeak-ng writes (PCM 16-bit, mono or interleaved channels averaged), until
- * @chimera/audio-encoder's decodeWav is used here.
- */
-export function readPcm16Wav(bytes: Uint8Array, where = 'WAV'): { samples: Float32Array; sampleRate: number } {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const tag = (at: number) => String.fromCharCode(...bytes.subarray(at, at + 4));
-  if (bytes.length < 12 || tag(0) !== 'RIFF' || tag(8) !== 'WAVE') throw new Error(`${where}: not a RIFF/WAVE file`);
-  let offset = 12;
-  let channels = 0;
-  let sampleRate = 0;
-  let bits = 0;
-  while (offset + 8 <= bytes.length) {
-    const id = tag(offset);
-    let size = view.getUint32(offset + 4, true);
-    const body = offset + 8;
-    if (id === 'fmt ') {
-      if (view.getUint16(body, true) !== 1) throw new Error(`${where}: expected PCM (format 1), got format ${view.getUint16(body, true)}`);
-      channels = view.getUint16(body + 2, true);
-      sampleRate = view.getUint32(body + 4, true);
-      bits = view.getUint16(body + 14, true);
-    } else if (id === 'data') {
-      if (bits !== 16 || channels < 1) throw new Error(`${where}: expected 16-bit PCM after a fmt chunk, got ${bits}-bit, ${channels} channels`);
-      // espeak-ng streams to the file and may leave the size fields at 0 or 0xffffffff: read to the end then.
-      if (size === 0 || size === 0xffffffff || body + size > bytes.length) size = bytes.length - body;
-      const frames = Math.floor(size / (2 * channels));
-      const samples = new Float32Array(frames);
-      for (let i = 0; i < frames; i++) {
-        let sum = 0;
-        for (let c = 0; c < channels; c++) sum += view.getInt16(body + 2 * (i * channels + c), true);
-        samples[i] = sum / channels / 32768;
-      }
-      return { samples, sampleRate };
-    }
-    offset = body + size + (size % 2);
-  }
-  throw new Error(`${where}: no data chunk`);
-}
-
-/**
- * Band-limited resampling to 16 kHz: a Hann-windowed sinc low-pass at the lower Nyquist frequency, 16 zero
- * crossings each side, evaluated at each output instant (the method of torchaudio's functional.resample, with
- * its default rolloff 0.99).
- */
-export function resampleTo16k(input: Float32Array, sampleRate: number): Float32Array {
-  if (sampleRate === SAMPLE_RATE) return input;
-  const ratio = SAMPLE_RATE / sampleRate;
-  const cutoff = 0.99 * Math.min(1, ratio); // in units of the input's Nyquist
-  const zeros = 16;
-  const width = Math.ceil(zeros / cutoff);
-  const out = new Float32Array(Math.ceil(input.length * ratio));
-  for (let j = 0; j < out.length; j++) {
-    const center = j / ratio; // position in input samples
-    const first = Math.max(0, Math.ceil(center - width));
-    const last = Math.min(input.length - 1, Math.floor(center + width));
-    let sum = 0;
-    for (let i = first; i <= last; i++) {
-      const x = (i - center) * cutoff;
-      const window = 0.5 + 0.5 * Math.cos((Math.PI * (i - center)) / (width + 1));
-      const sinc = x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x);
-      sum += input[i]! * cutoff * sinc * window;
-    }
-    out[j] = sum;
-  }
-  return out;
 }
 
 /** Drops leading and trailing samples quieter than -50 dBFS (keeping 10 ms around the speech). */

@@ -12,8 +12,6 @@ import {
   espeakAvailable,
   questionOf,
   questionWords,
-  readPcm16Wav,
-  resampleTo16k,
   SoundVocabulary,
   WORDS,
   type ClipScene,
@@ -249,42 +247,6 @@ describe('answers', () => {
       expect(detectAnswer(scene, audio)).toBe(scene.answer);
     }
     expect(new Set(clips.map((c) => c.question.answer)).size).toBeGreaterThan(5);
-  });
-});
-
-describe('speech input', () => {
-  it('resamples 22050 Hz to 16 kHz without changing a tone below the new Nyquist frequency', () => {
-    const input = Float32Array.from({ length: 22050 }, (_, i) => Math.sin((2 * Math.PI * 1000 * i) / 22050));
-    const output = resampleTo16k(input, 22050);
-    expect(output.length).toBe(16000);
-    let worst = 0;
-    for (let j = 400; j < 15600; j++) worst = Math.max(worst, Math.abs(output[j]! - Math.sin((2 * Math.PI * 1000 * j) / 16000)));
-    expect(worst).toBeLessThan(2e-3);
-  });
-
-  it('reads 16-bit PCM WAV and refuses other formats with a clear error', () => {
-    const header = (format: number, bits: number) => {
-      const bytes = new Uint8Array(44 + 4);
-      const view = new DataView(bytes.buffer);
-      bytes.set(Buffer.from('RIFF'), 0);
-      view.setUint32(4, 40, true);
-      bytes.set(Buffer.from('WAVEfmt '), 8);
-      view.setUint32(16, 16, true);
-      view.setUint16(20, format, true);
-      view.setUint16(22, 1, true);
-      view.setUint32(24, 22050, true);
-      view.setUint16(34, bits, true);
-      bytes.set(Buffer.from('data'), 36);
-      view.setUint32(40, 4, true);
-      view.setInt16(44, 16384, true);
-      view.setInt16(46, -32768, true);
-      return bytes;
-    };
-    const { samples, sampleRate } = readPcm16Wav(header(1, 16));
-    expect(sampleRate).toBe(22050);
-    expect(Array.from(samples)).toEqual([0.5, -1]);
-    expect(() => readPcm16Wav(header(3, 32))).toThrow(/expected PCM \(format 1\), got format 3/);
-    expect(() => readPcm16Wav(new Uint8Array(10))).toThrow(/not a RIFF\/WAVE file/);
   });
 });
 
