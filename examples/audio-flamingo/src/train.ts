@@ -26,7 +26,7 @@ const USAGE = `npm run train -- [options]     (the values shown are the defaults
   --seed 1                 weights and training draws (held-out clips never change)
   --pool 1000              training clips (the first N of the train split; log-mel once each)
   --pretrain-steps 60 --pretrain-batch 64 --pretrain-lr 3e-3     stage 1: the LLM on the text side
-  --audio-steps 400 --audio-batch 16 --audio-lr 5e-3             stage 2: the audio encoder on the sounds
+  --audio-steps 400 --audio-batch 16 --audio-lr 3e-3             stage 2: the audio encoder on the sounds
   --steps 300 --batch 32 --lr 3e-3                               stage 3: Perceiver + cross-attention
   --early-steps 150 --early-batch 32 --early-lr 2e-3             stage 4: early fusion (0 steps: skip)
   --early-train projector+llm   what early fusion trains: projector+llm (LLaVA's stage 2) or fusion (the projector alone)
@@ -53,7 +53,7 @@ async function main(): Promise<void> {
       'pretrain-lr': { type: 'string', default: '3e-3' },
       'audio-steps': { type: 'string', default: '400' },
       'audio-batch': { type: 'string', default: '16' },
-      'audio-lr': { type: 'string', default: '5e-3' },
+      'audio-lr': { type: 'string', default: '3e-3' },
       steps: { type: 'string', default: '300' },
       batch: { type: 'string', default: '32' },
       lr: { type: 'string', default: '3e-3' },
