@@ -4,6 +4,10 @@
  * token count. As in Flamingo, each layer's keys and values are the features concatenated with the latents
  * themselves; each layer is pre-norm attention plus a GELU feed-forward, both residual, with a final LayerNorm.
  *
+ * With `mediaPositions`, a learned embedding per feature position (`media_pos` [P, D], zero at init so a model
+ * starts as without it) is added to the features first: Flamingo's time embeddings, which tell the latents *when*
+ * a feature came (attention over a set is blind to order otherwise).
+ *
  * Parameters (per layer i): `latents` [L, D], `layers.{i}.media_norm`, `layers.{i}.latent_norm`,
  * `layers.{i}.attn.{q,k,v,o}_proj` (no biases), `layers.{i}.ffn_norm`, `layers.{i}.ffn.{fc1,fc2}` (no biases), `norm`.
  */
@@ -20,6 +24,11 @@ export interface PerceiverOptions {
   headDim?: number;
   /** Feed-forward hidden width as a multiple of the feature width (default 4). */
   ffMult?: number;
+  /**
+   * Learned position embeddings for up to this many feature positions per item (Flamingo's time embeddings),
+   * zero-initialised; default none. Items with more features are refused.
+   */
+  mediaPositions?: number;
 }
 
 class PerceiverLayer extends Module {
@@ -56,6 +65,7 @@ export class PerceiverResampler extends Module {
   readonly latents: tf.Variable; // [L, D]
   readonly layers: PerceiverLayer[];
   readonly norm: LayerNorm;
+  readonly media_pos: tf.Variable | null; // [P, D]
 
   /** Works at the feature width `dim` (output width = input width, as in Flamingo). */
   constructor(dim: number, options: PerceiverOptions = {}) {
@@ -77,6 +87,11 @@ export class PerceiverResampler extends Module {
       Array.from({ length: depth }, () => new PerceiverLayer(dim, heads, headDim, ffMult)),
     );
     this.norm = this.addModule('norm', new LayerNorm(dim));
+    const positions = options.mediaPositions;
+    if (positions !== undefined && !(Number.isInteger(positions) && positions >= 1)) {
+      throw new Error(`PerceiverResampler: mediaPositions must be a positive integer (or left out), got ${positions}`);
+    }
+    this.media_pos = positions === undefined ? null : this.addParameter('media_pos', tf.zeros([positions, dim]));
   }
 
   /** features [B, N, D] -> [B, numLatents, D]. */
@@ -84,6 +99,16 @@ export class PerceiverResampler extends Module {
     return tf.tidy(() => {
       checkFeatures('PerceiverResampler', features, this.inputDim);
       const batch = features.shape[0]!;
+      if (this.media_pos) {
+        const [positions, count] = [this.media_pos.shape[0]!, features.shape[1]!];
+        if (count > positions) {
+          throw new Error(
+            `PerceiverResampler: an item has ${count} features but mediaPositions is ${positions}; raise mediaPositions ` +
+              'to the longest item (e.g. the encoder tokens of the most windows) or shorten the items',
+          );
+        }
+        features = tf.add(features, tf.slice(this.media_pos, [0, 0], [count, this.inputDim]));
+      }
       let latents: tf.Tensor = tf.broadcastTo(tf.expandDims(this.latents, 0), [batch, this.numLatents, this.inputDim]);
       for (const layer of this.layers) latents = layer.forward(features, latents);
       return this.norm.forward(latents);
