@@ -55,17 +55,19 @@ describe.skipIf(!hasTorch)('log-mel parity with PyTorch', () => {
     });
 
     it.each([80, 128])('%i bins: the whole batch padded to 30 s, each row within 1e-4 of its clip alone in torch', async (nMels) => {
+      // cpu: two clips of the batch (the pure-JS matMul over six 30 s rows is ~20 s of one blocking call).
+      const batch = backend === 'cpu' ? clips.slice(0, 2) : clips;
       const got = await expectNoLeaks(() => {
-        const out = logMelSpectrogram(clips, { nMels });
+        const out = logMelSpectrogram(batch, { nMels });
         const data = (out.dataSync() as Float32Array).slice();
         const shape = out.shape;
         out.dispose();
         return { data, shape };
       }, 'logMelSpectrogram');
-      expect(got.shape).toEqual([clips.length, nMels, 3000]);
+      expect(got.shape).toEqual([batch.length, nMels, 3000]);
       const per = nMels * 3000;
       const report: string[] = [];
-      ref.cases.forEach((c, i) => {
+      ref.cases.slice(0, batch.length).forEach((c, i) => {
         const worst = maxDiff(got.data.subarray(i * per, (i + 1) * per), readF32(join(dir, `${c.name}_${nMels}_30s.f32`)));
         report.push(`${c.name} ${worst.toExponential(1)}`);
         expect(worst, `${c.name}, ${nMels} bins`).toBeLessThan(1e-4);
