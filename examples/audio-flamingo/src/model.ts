@@ -118,7 +118,15 @@ export function composeFlamingo(llm: CausalLM, audio: AudioModality, size: Audio
       audio: gatedCrossAttention({
         layers: { every: size.xattnEvery },
         mode: 'latest',
-        resampler: { type: 'perceiver', numLatents: size.latents, depth: size.perceiverDepth, heads: size.perceiverHeads, headDim: size.perceiverHeadDim },
+        resampler: {
+          type: 'perceiver',
+          numLatents: size.latents,
+          depth: size.perceiverDepth,
+          heads: size.perceiverHeads,
+          headDim: size.perceiverHeadDim,
+          // Flamingo's time embeddings: one per encoder token of the longest clip, so the latents know *when* (order, sweeps).
+          mediaPositions: size.maxWindows * Math.floor(Math.ceil(size.window / 2) / size.pool),
+        },
       }),
     },
     placeholders: { audio: AUDIO },
