@@ -17,17 +17,15 @@ import * as tf from '@tensorflow/tfjs';
 import { promises as fs } from 'node:fs';
 import nodePath from 'node:path';
 import {
-  commitDirectory,
+  checkpointTensorNames,
+  checkpointTensorShapes,
   exportStateDict,
   importStateDict,
-  indexFileName,
   loadShardedSafetensors,
   prefixTable,
-  readSafetensorsHeader,
-  readSafetensorsIndex,
+  readCheckpointConfig,
   recoverDirectory,
-  saveSafetensors,
-  writeFileAtomic,
+  saveHFModelFolder,
   type RemapTable,
 } from '@chimera/core';
 import { whisperEncoderConfig, type WhisperEncoderConfig } from './config';
@@ -163,13 +161,13 @@ export async function loadHFWhisperEncoder(path: string, options: LoadHFWhisperE
   const stat = await fs.stat(path).catch(() => null);
   if (!stat) throw new Error(`loadHFWhisperEncoder: ${path}: no such checkpoint file or directory`);
   await recoverDirectory(stat.isDirectory() ? path : nodePath.dirname(path));
-  const names = await checkpointTensorNames(path, stat.isDirectory());
+  const names = await checkpointTensorNames(path, 'loadHFWhisperEncoder');
   const prefix = options.prefix ?? findEncoderPrefix(names, path);
   const encoderNames = names.filter((n) => n.startsWith(prefix));
   if (!encoderNames.includes(`${prefix}conv1.weight`)) {
     throw new Error(`loadHFWhisperEncoder: ${path} has no '${prefix}conv1.weight'; check options.prefix ('${prefix}')`);
   }
-  const configJson = await readConfigJson(path, stat.isDirectory());
+  const configJson = await readCheckpointConfig(path, 'loadHFWhisperEncoder');
   let config = configJson !== null ? whisperEncoderConfigFromHF(configJson) : await configFromWeights(path, prefix, encoderNames, options.config);
   if (options.config) config = whisperEncoderConfig({ ...config, ...options.config });
 
@@ -191,19 +189,6 @@ export async function loadHFWhisperEncoder(path: string, options: LoadHFWhisperE
   }
 }
 
-async function checkpointTensorNames(path: string, isDirectory: boolean): Promise<string[]> {
-  let file = path;
-  if (isDirectory) {
-    const index = nodePath.join(path, indexFileName('model'));
-    if (await isFile(index)) return Object.keys((await readSafetensorsIndex(index)).weightMap);
-    file = nodePath.join(path, 'model.safetensors');
-    if (!(await isFile(file))) throw new Error(`loadHFWhisperEncoder: ${path} holds neither ${indexFileName('model')} nor model.safetensors`);
-  } else if (path.endsWith('.json')) {
-    return Object.keys((await readSafetensorsIndex(path)).weightMap);
-  }
-  return (await readSafetensorsHeader(file)).entries.map((e) => e.name);
-}
-
 /** Prefixes holding both conv1.weight and embed_positions.weight; exactly one must exist. */
 function findEncoderPrefix(names: string[], path: string): string {
   const all = new Set(names);
@@ -222,17 +207,6 @@ function findEncoderPrefix(names: string[], path: string): string {
   throw new Error(`loadHFWhisperEncoder: ${path} holds several encoders (${prefixes.map((p) => `'${p}'`).join(', ')}); pass options.prefix`);
 }
 
-async function readConfigJson(path: string, isDirectory: boolean): Promise<unknown | null> {
-  const file = nodePath.join(isDirectory ? path : nodePath.dirname(path), 'config.json');
-  if (!(await isFile(file))) return null;
-  const text = await fs.readFile(file, 'utf8');
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new Error(`loadHFWhisperEncoder: ${file} is not valid JSON (${(error as Error).message})`);
-  }
-}
-
 /** Sizes from the tensor shapes (headers only); numHeads must come from `overrides`. */
 async function configFromWeights(
   path: string,
@@ -246,17 +220,7 @@ async function configFromWeights(
         'pass options.config.numHeads (6 for whisper-tiny, 8 for base, 12 for small)',
     );
   }
-  const shapes = new Map<string, number[]>();
-  const stat = await fs.stat(path);
-  const indexPath = stat.isDirectory() ? nodePath.join(path, indexFileName('model')) : path.endsWith('.json') ? path : null;
-  const files: string[] = [];
-  if (indexPath && (await isFile(indexPath))) {
-    const { weightMap } = await readSafetensorsIndex(indexPath);
-    files.push(...new Set(names.map((n) => nodePath.join(nodePath.dirname(indexPath), weightMap[n]!))));
-  } else {
-    files.push(stat.isDirectory() ? nodePath.join(path, 'model.safetensors') : path);
-  }
-  for (const file of files) for (const e of (await readSafetensorsHeader(file)).entries) shapes.set(e.name, e.shape);
+  const shapes = await checkpointTensorShapes(path, names);
   const shape = (key: string): number[] => {
     const s = shapes.get(prefix + key);
     if (!s) throw new Error(`loadHFWhisperEncoder: ${path} lacks '${prefix}${key}', needed to infer the config`);
@@ -272,13 +236,6 @@ async function configFromWeights(
     ffnDim: shape('layers.0.fc1.weight')[0]!,
     maxSourcePositions: shape('embed_positions.weight')[0]!,
   });
-}
-
-async function isFile(path: string): Promise<boolean> {
-  return fs.stat(path).then(
-    (s) => s.isFile(),
-    () => false,
-  );
 }
 
 // ---- export ----
@@ -298,17 +255,9 @@ export function hfWhisperStateDict(encoder: WhisperEncoder, options: ExportHFWhi
  * one unit (core's commitDirectory).
  */
 export async function exportHFWhisperEncoder(encoder: WhisperEncoder, dir: string, options: ExportHFWhisperEncoderOptions = {}): Promise<void> {
-  const configJson = whisperEncoderConfigToHF(encoder.config);
   const tensors = hfWhisperStateDict(encoder, options);
   try {
-    await commitDirectory(
-      dir,
-      async (staging) => {
-        await saveSafetensors(nodePath.join(staging, 'model.safetensors'), tensors, { format: 'pt' });
-        await writeFileAtomic(nodePath.join(staging, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`);
-      },
-      { last: ['config.json'], what: 'export the Whisper encoder' },
-    );
+    await saveHFModelFolder(dir, tensors, whisperEncoderConfigToHF(encoder.config), 'export the Whisper encoder');
   } finally {
     tf.dispose(Object.values(tensors));
   }

@@ -14,6 +14,7 @@ export {
 } from './safetensors';
 export { writeFileAtomic, withAtomicFile } from './atomic';
 export { commitDirectory, recoverDirectory, readDirectoryConsistently, type CommitDirectoryOptions } from './directory-commit';
+export { checkpointTensorNames, checkpointTensorShapes, readCheckpointConfig, saveHFModelFolder } from './hf-model-folder';
 export { WriteError, describeWriteFailure } from './write-errors';
 export { SafetensorsError, MAX_HEADER_BYTES, type SafetensorsHeader, type TensorEntry } from './header';
 export {

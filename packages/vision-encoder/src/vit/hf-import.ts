@@ -16,17 +16,15 @@ import * as tf from '@tensorflow/tfjs';
 import { promises as fs } from 'node:fs';
 import nodePath from 'node:path';
 import {
-  commitDirectory,
+  checkpointTensorNames,
+  checkpointTensorShapes,
   exportStateDict,
   importStateDict,
-  indexFileName,
   loadShardedSafetensors,
   prefixTable,
-  readSafetensorsHeader,
-  readSafetensorsIndex,
+  readCheckpointConfig,
   recoverDirectory,
-  saveSafetensors,
-  writeFileAtomic,
+  saveHFModelFolder,
   type RemapRule,
   type RemapTable,
 } from '@chimera/core';
@@ -235,13 +233,13 @@ const PATCH_KEY = 'embeddings.patch_embedding.weight';
 export async function loadHFVisionTower(path: string, options: LoadHFVisionTowerOptions = {}): Promise<VisionTransformer> {
   // An export killed mid-save is finished (or its leftovers removed) before config.json and the weights are read.
   await recoverDirectory((await fs.stat(path).catch(() => null))?.isDirectory() ? path : nodePath.dirname(path));
-  const names = await checkpointTensorNames(path);
+  const names = await checkpointTensorNames(path, 'loadHFVisionTower');
   const prefix = options.prefix ?? findTowerPrefix(names, path);
   const towerNames = names.filter((n) => n.startsWith(prefix));
   if (!towerNames.includes(prefix + PATCH_KEY)) {
     throw new Error(`loadHFVisionTower: ${path} has no '${prefix}${PATCH_KEY}'; check options.prefix ('${prefix}')`);
   }
-  const configJson = await readConfigJson(path);
+  const configJson = await readCheckpointConfig(path, 'loadHFVisionTower');
   let config: ViTConfig;
   if (configJson !== null) {
     const { family: declared } = visionConfigOf(configJson);
@@ -269,24 +267,6 @@ export async function loadHFVisionTower(path: string, options: LoadHFVisionTower
   }
 }
 
-/** Every tensor name in a checkpoint path, read from headers / the index only. */
-async function checkpointTensorNames(path: string): Promise<string[]> {
-  const stat = await fs.stat(path).catch(() => null);
-  if (!stat) throw new Error(`loadHFVisionTower: ${path}: no such checkpoint file or directory`);
-  let file = path;
-  if (stat.isDirectory()) {
-    const index = nodePath.join(path, indexFileName('model'));
-    if (await isFile(index)) return Object.keys((await readSafetensorsIndex(index)).weightMap);
-    file = nodePath.join(path, 'model.safetensors');
-    if (!(await isFile(file))) {
-      throw new Error(`loadHFVisionTower: ${path} holds neither ${indexFileName('model')} nor model.safetensors`);
-    }
-  } else if (path.endsWith('.json')) {
-    return Object.keys((await readSafetensorsIndex(path)).weightMap);
-  }
-  return (await readSafetensorsHeader(file)).entries.map((e) => e.name);
-}
-
 /** The prefix before `embeddings.patch_embedding.weight`; exactly one tower must be present. */
 function findTowerPrefix(names: string[], path: string): string {
   const prefixes = names.filter((n) => n === PATCH_KEY || n.endsWith(`.${PATCH_KEY}`)).map((n) => n.slice(0, n.length - PATCH_KEY.length));
@@ -300,18 +280,6 @@ function findTowerPrefix(names: string[], path: string): string {
   throw new Error(`loadHFVisionTower: ${path} holds several vision towers (${prefixes.map((p) => `'${p}'`).join(', ')}); pass options.prefix`);
 }
 
-async function readConfigJson(path: string): Promise<unknown | null> {
-  const stat = await fs.stat(path);
-  const file = nodePath.join(stat.isDirectory() ? path : nodePath.dirname(path), 'config.json');
-  if (!(await isFile(file))) return null;
-  const text = await fs.readFile(file, 'utf8');
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new Error(`loadHFVisionTower: ${file} is not valid JSON (${(error as Error).message})`);
-  }
-}
-
 /** Sizes from the tensor shapes (headers only); numHeads must come from `overrides`. */
 async function configFromWeights(
   path: string,
@@ -320,7 +288,7 @@ async function configFromWeights(
   family: ViTFamily,
   overrides: Partial<ViTConfig> | undefined,
 ): Promise<ViTConfig> {
-  const shapes = await tensorShapes(path, names);
+  const shapes = await checkpointTensorShapes(path, names);
   const shape = (key: string): number[] => {
     const s = shapes.get(prefix + key);
     if (!s) throw new Error(`loadHFVisionTower: ${path} lacks '${prefix}${key}', needed to infer the config`);
@@ -353,31 +321,6 @@ async function configFromWeights(
   });
 }
 
-async function tensorShapes(path: string, names: string[]): Promise<Map<string, number[]>> {
-  const stat = await fs.stat(path);
-  const wanted = new Set(names);
-  const files: string[] = [];
-  const indexPath = stat.isDirectory() ? nodePath.join(path, indexFileName('model')) : path.endsWith('.json') ? path : null;
-  if (indexPath && (await isFile(indexPath))) {
-    const dir = nodePath.dirname(indexPath);
-    const { weightMap } = await readSafetensorsIndex(indexPath);
-    files.push(...new Set(names.map((n) => nodePath.join(dir, weightMap[n]!))));
-  } else {
-    files.push(stat.isDirectory() ? nodePath.join(path, 'model.safetensors') : path);
-  }
-  const out = new Map<string, number[]>();
-  for (const file of files) {
-    for (const entry of (await readSafetensorsHeader(file)).entries) if (wanted.has(entry.name)) out.set(entry.name, entry.shape);
-  }
-  return out;
-}
-
-async function isFile(path: string): Promise<boolean> {
-  return fs.stat(path).then(
-    (s) => s.isFile(),
-    () => false,
-  );
-}
 
 // ---- export ----
 
@@ -397,17 +340,9 @@ export function hfVisionStateDict(tower: VisionTransformer, options: ExportHFVis
  * earlier export in `dir` as one unit (core's commitDirectory).
  */
 export async function exportHFVisionTower(tower: VisionTransformer, dir: string, options: ExportHFVisionTowerOptions = {}): Promise<void> {
-  const configJson = vitConfigToHF(tower.config);
   const tensors = hfVisionStateDict(tower, options);
   try {
-    await commitDirectory(
-      dir,
-      async (staging) => {
-        await saveSafetensors(nodePath.join(staging, 'model.safetensors'), tensors, { format: 'pt' });
-        await writeFileAtomic(nodePath.join(staging, 'config.json'), `${JSON.stringify(configJson, null, 2)}\n`);
-      },
-      { last: ['config.json'], what: 'export the vision tower' },
-    );
+    await saveHFModelFolder(dir, tensors, vitConfigToHF(tower.config), 'export the vision tower');
   } finally {
     tf.dispose(Object.values(tensors));
   }
