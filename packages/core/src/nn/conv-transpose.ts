@@ -11,6 +11,7 @@
  * up to k - 1 rows per side, so larger paddings and output paddings past the full output are a slice or a pad.
  */
 import * as tf from '@tensorflow/tfjs';
+import { dilateKernel } from './conv';
 import { Module } from './module';
 import { uniform } from './init';
 
@@ -172,21 +173,9 @@ export class ConvTranspose2d extends Module {
 
   /** The kernel with dilation applied: zeros between taps, [(kH-1)dH+1, (kW-1)dW+1, out, in]. */
   private effectiveKernel(): tf.Tensor4D {
-    const [dH, dW] = this.dilation;
-    if (dH === 1 && dW === 1) return this.weight as tf.Tensor4D;
-    const [kH, kW] = this.kernelSize;
-    const channels = this.inChannels * this.outChannels;
-    const taps = tf.reshape(this.weight, [kH, 1, kW, 1, channels]);
-    const spread = tf.pad(taps, [
-      [0, 0],
-      [0, dH - 1],
-      [0, 0],
-      [0, dW - 1],
-      [0, 0],
-    ]);
-    const grid = tf.reshape(spread, [kH * dH, kW * dW, this.outChannels, this.inChannels]);
-    return tf.slice(grid, [0, 0, 0, 0], [this.span(0), this.span(1), -1, -1]) as tf.Tensor4D;
+    return dilateKernel(this.weight as tf.Tensor4D, this.dilation);
   }
+
 }
 
 function pair(value: number | [number, number], what: string, min: number): [number, number] {

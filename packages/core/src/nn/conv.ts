@@ -87,20 +87,7 @@ export class Conv2d extends Module {
 
   /** The kernel with dilation applied: zeros between taps, [(kH-1)dH+1, (kW-1)dW+1, in, out]. */
   private effectiveKernel(): tf.Tensor4D {
-    const [dH, dW] = this.dilation;
-    if (dH === 1 && dW === 1) return this.weight as tf.Tensor4D;
-    const [kH, kW] = this.kernelSize;
-    const channels = this.inChannels * this.outChannels;
-    const taps = tf.reshape(this.weight, [kH, 1, kW, 1, channels]);
-    const spread = tf.pad(taps, [
-      [0, 0],
-      [0, dH - 1],
-      [0, 0],
-      [0, dW - 1],
-      [0, 0],
-    ]); // [kH, dH, kW, dW, C]
-    const grid = tf.reshape(spread, [kH * dH, kW * dW, this.inChannels, this.outChannels]);
-    return tf.slice(grid, [0, 0, 0, 0], [(kH - 1) * dH + 1, (kW - 1) * dW + 1, -1, -1]) as tf.Tensor4D;
+    return dilateKernel(this.weight as tf.Tensor4D, this.dilation);
   }
 
   /** Zero padding per side [rows, cols] for 'valid' and explicit padding. */
@@ -141,4 +128,23 @@ function explicitPadding([ph, pw]: [number, number]): ExplicitPadding {
     [pw, pw],
     [0, 0],
   ];
+}
+
+/**
+ * A [kH, kW, a, b] kernel with dilation applied: zeros between taps, [(kH-1)dH+1, (kW-1)dW+1, a, b]. Pads each tap
+ * with d-1 zeros and cuts the trailing ones, so the gradient flows back through plain pad/reshape/slice.
+ */
+export function dilateKernel(weight: tf.Tensor4D, [dH, dW]: readonly [number, number]): tf.Tensor4D {
+  if (dH === 1 && dW === 1) return weight;
+  const [kH, kW, a, b] = weight.shape;
+  const taps = tf.reshape(weight, [kH, 1, kW, 1, a * b]);
+  const spread = tf.pad(taps, [
+    [0, 0],
+    [0, dH - 1],
+    [0, 0],
+    [0, dW - 1],
+    [0, 0],
+  ]); // [kH, dH, kW, dW, a * b]
+  const grid = tf.reshape(spread, [kH * dH, kW * dW, a, b]);
+  return tf.slice(grid, [0, 0, 0, 0], [(kH - 1) * dH + 1, (kW - 1) * dW + 1, -1, -1]) as tf.Tensor4D;
 }
