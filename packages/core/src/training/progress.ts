@@ -88,12 +88,24 @@ export class ProgressDisplay {
     parts.push(rate >= 1 ? `${rate.toFixed(1)} it/s` : rate > 0 ? `${(1 / rate).toFixed(1)} s/it` : '-- it/s');
     parts.push(`eta ${formatSeconds(eta)}`);
     const text = parts.join(' | ');
-    const columns = this.stream.columns ?? 100;
+    const columns = knownColumns(this.stream.columns);
+    // An unknown width (no TTY size, or the 0 that CI and docker terminals report) is not a narrow terminal:
+    // draw the whole line with a full bar rather than cutting it.
+    if (columns === undefined) return `[${bar(fraction, 30)}] ${text}`;
     const barWidth = Math.max(0, Math.min(30, columns - text.length - 4));
     if (barWidth < 5) return text.slice(0, Math.max(10, columns - 1));
-    const filled = Math.round(fraction * barWidth);
-    return `[${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}] ${text}`;
+    return `[${bar(fraction, barWidth)}] ${text}`;
   }
+}
+
+/** The terminal width, or undefined when the stream does not know it (missing, 0 or not a finite number). */
+function knownColumns(columns: number | undefined): number | undefined {
+  return columns !== undefined && Number.isFinite(columns) && columns > 0 ? columns : undefined;
+}
+
+function bar(fraction: number, width: number): string {
+  const filled = Math.round(fraction * width);
+  return `${'#'.repeat(filled)}${'-'.repeat(width - filled)}`;
 }
 
 function formatSeconds(seconds: number): string {
