@@ -9,6 +9,7 @@ const root = new URL('..', import.meta.url).pathname;
 const workspaces = ['packages', 'examples']
   .filter((dir) => existsSync(join(root, dir)))
   .flatMap((dir) => readdirSync(join(root, dir)).map((name) => join(root, dir, name)))
+  .concat([join(root, 'docs')]) // the docs workspace: every snippet in the Markdown, run against the built packages
   .filter((dir) => existsSync(join(dir, 'package.json')));
 const resultFile = (dir) => join(dir, '.test-results', 'vitest.json');
 
