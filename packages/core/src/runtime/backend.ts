@@ -9,6 +9,7 @@ import { installFastPaths, uninstallFastPaths } from './fast-paths';
 import { startWasmWithThreads, threadedBuildSupport, wasmBackendStarted, wasmThreadCount, WasmThreadsError } from './wasm-threads';
 import { cpuSnapshot, usableCores } from './core-capacity';
 import { describeThreadPolicy, installThreadPolicy, threadPolicyStatus } from './thread-policy';
+import { withoutAddedProcessHandlers } from './process-handlers';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -149,7 +150,8 @@ async function tryCpu(reasons: string[]): Promise<boolean> {
 
 const starters: Record<BackendName, (reasons: string[], options: InitBackendOptions) => Promise<boolean>> = {
   tensorflow: tryTensorflow,
-  wasm: (reasons, options) => tryWasm(reasons, options.threads),
+  // The wasm glue's process handlers would turn every later uncaught error into exit code 7 (process-handlers.ts).
+  wasm: (reasons, options) => withoutAddedProcessHandlers(() => tryWasm(reasons, options.threads)),
   cpu: tryCpu,
 };
 
