@@ -117,7 +117,7 @@ export function programsOf(blocks: SnippetBlock[]): SnippetProgram[] {
     if (block.directives.includes('continues')) {
       if (!previous || previous.file !== block.file) {
         throw new Error(
-          `${block.file}:${block.line - 1}: <!-- snippet: continues --> but there is no earlier TypeScript block in this file to continue; remove the directive`,
+          `${block.file}:${block.line - 2}: <!-- snippet: continues --> but there is no earlier TypeScript block in this file to continue; remove the directive`,
         );
       }
       previous.blocks.push(block);
