@@ -5,7 +5,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+/**
+ * Activation names the layers accept (checkpoint aliases such as `swish` also resolve, see {@link ACTIVATION_NAMES}).
+ */
 export type ActivationName = 'gelu' | 'gelu_tanh' | 'silu' | 'relu' | 'quick_gelu';
+/** An elementwise activation; returns a new tensor. */
 export type ActivationFn = (x: tf.Tensor) => tf.Tensor;
 
 const SQRT_HALF = Math.SQRT1_2;
@@ -34,6 +38,7 @@ export function quickGelu(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702))));
 }
 
+/** max(x, 0). */
 export function relu(x: tf.Tensor): tf.Tensor {
   return tf.relu(x);
 }

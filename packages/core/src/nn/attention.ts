@@ -15,11 +15,14 @@ import type { KVCache } from '../generation/kv-cache';
 /** Additive value for masked positions. Finite, so a fully masked row averages instead of producing NaN. */
 export const MASK_VALUE = -1e9;
 
+/** Per-head query/key normalisation: RMSNorm ('rms', Qwen3) or LayerNorm ('layer', Chameleon). */
 export type QKNormKind = 'rms' | 'layer';
 
+/** Construction options of {@link Attention}. */
 export interface AttentionOptions {
   /** Width of the input (and output) x. */
   dim: number;
+  /** Query heads; `dim` (or `headDim`) sets each head's width. */
   numHeads: number;
   /** Key/value heads; fewer than numHeads is GQA (must divide it). Default numHeads (MHA). */
   numKvHeads?: number;
@@ -44,6 +47,7 @@ export interface AttentionOptions {
   qkNormEps?: number;
 }
 
+/** Per-call inputs of {@link Attention.forward}: cross-attention context, mask, rotary tables, cache and adapter. */
 export interface AttentionForwardOptions {
   /** Cross-attention: keys/values come from this context [B, S, kvInputDim] instead of x. */
   context?: tf.Tensor;
@@ -75,18 +79,34 @@ export interface AttentionAdapter {
   gate: tf.Tensor;
 }
 
+/**
+ * Multi-head attention (MHA or GQA), self or cross, with optional QK-norm, rotary positions, KV cache and a gated
+ * prefix adapter. Parameters are `q_proj`, `k_proj`, `v_proj`, `o_proj` (and `q_norm`, `k_norm`), HF Llama's names.
+ */
 export class Attention extends Module {
+  /** Width of the input and output. */
   readonly dim: number;
+  /** Query heads. */
   readonly numHeads: number;
+  /** Key/value heads (equal to numHeads for MHA, fewer for GQA). */
   readonly numKvHeads: number;
+  /** Width of one head. */
   readonly headDim: number;
+  /** Width of the context that keys and values are projected from (dim for self-attention). */
   readonly kvInputDim: number;
+  /** Whether self-attention masks future keys when no bias is given. */
   readonly causal: boolean;
+  /** Query projection [dim, numHeads * headDim]. */
   readonly q_proj: Linear;
+  /** Key projection [kvInputDim, numKvHeads * headDim]. */
   readonly k_proj: Linear;
+  /** Value projection [kvInputDim, numKvHeads * headDim]. */
   readonly v_proj: Linear;
+  /** Output projection [numHeads * headDim, dim]. */
   readonly o_proj: Linear;
+  /** Per-head query norm over headDim, or null without QK-norm. */
   readonly q_norm: RMSNorm | LayerNorm | null;
+  /** Per-head key norm over headDim, or null without QK-norm. */
   readonly k_norm: RMSNorm | LayerNorm | null;
 
   constructor(options: AttentionOptions) {
@@ -199,6 +219,7 @@ export class Attention extends Module {
   }
 }
 
+/** Options of {@link attendHeads}. */
 export interface AttendHeadsOptions {
   /** Additive mask broadcastable to [B, H, T, S]; replaces the causal mask. */
   bias?: tf.Tensor | null;
@@ -206,6 +227,7 @@ export interface AttendHeadsOptions {
   causal?: boolean;
   /** Cached keys before this step's (offsets the causal mask). */
   pastLength?: number;
+  /** A gated prefix (LLaMA-Adapter) attended by the same queries through its own softmax. */
   adapter?: AttentionAdapter | null;
 }
 

@@ -15,13 +15,17 @@ import { dilateKernel } from './conv';
 import { Module } from './module';
 import { uniform } from './init';
 
+/** Construction options of {@link ConvTranspose2d}; the geometry arguments follow PyTorch's `nn.ConvTranspose2d`. */
 export interface ConvTranspose2dOptions {
+  /** Stride per axis (default 1). */
   stride?: number | [number, number];
   /** Rows/columns cropped from each side of the full output, as PyTorch's `padding=` (default 0). */
   padding?: number | [number, number];
   /** Extra rows/columns at the bottom/right, as PyTorch's `output_padding=` (smaller than stride or dilation). */
   outputPadding?: number | [number, number];
+  /** Spacing between kernel taps (default 1). */
   dilation?: number | [number, number];
+  /** Learn a bias [out] (default true). */
   bias?: boolean;
   /** Initial weight [kH, kW, out, in]; defaults to PyTorch's U(-b, b), b = 1/sqrt(out * kH * kW). */
   weightInit?: tf.Tensor;
@@ -39,15 +43,28 @@ interface AxisPlan {
   zerosAfter: number;
 }
 
+/**
+ * Transposed 2-D convolution over NHWC images, [B, H, W, in] -> [B, H', W', out], with PyTorch's output size
+ * arithmetic. Weight `[kH, kW, out, in]`, bias `[out]`.
+ */
 export class ConvTranspose2d extends Module {
+  /** Input channels. */
   readonly inChannels: number;
+  /** Output channels. */
   readonly outChannels: number;
+  /** Kernel [kH, kW]. */
   readonly kernelSize: [number, number];
+  /** Stride [rows, cols]. */
   readonly stride: [number, number];
+  /** Rows/columns cropped from each side of the full output [rows, cols]. */
   readonly padding: [number, number];
+  /** Extra rows/columns at the bottom/right [rows, cols]. */
   readonly outputPadding: [number, number];
+  /** Kernel dilation [rows, cols]. */
   readonly dilation: [number, number];
+  /** Kernel [kH, kW, out, in]. */
   readonly weight: tf.Variable; // [kH, kW, out, in]
+  /** Bias [out], or null without one. */
   readonly bias: tf.Variable | null; // [out]
 
   constructor(

@@ -7,29 +7,46 @@ import * as tf from '@tensorflow/tfjs';
 import { Module } from './module';
 import { fanInUniform } from './init';
 
+/** 'valid' (none), 'same' (output ceil(input / stride)), zeros on every side (a number) or per axis [rows, cols]. */
 export type Conv2dPadding = 'valid' | 'same' | number | [number, number];
 
+/** Construction options of {@link Conv2d}. */
 export interface Conv2dOptions {
+  /** Stride per axis (default 1). */
   stride?: number | [number, number];
   /**
    * 'valid' (none), 'same' (TensorFlow's rule: output = ceil(input / stride), extra padding at the bottom/right)
    * or explicit zero padding per side, as PyTorch's `padding=` (default 'valid').
    */
   padding?: Conv2dPadding;
+  /** Spacing between kernel taps (default 1). */
   dilation?: number | [number, number];
+  /** Learn a bias [out] (default true). */
   bias?: boolean;
   /** Initial weight [kH, kW, in, out]; defaults to PyTorch's U(-1/sqrt(fanIn), 1/sqrt(fanIn)). */
   weightInit?: tf.Tensor;
 }
 
+/**
+ * 2-D convolution over NHWC images, [B, H, W, in] -> [B, H', W', out]. Weight `[kH, kW, in, out]` (tfjs layout;
+ * PyTorch weights convert at the checkpoint boundary), bias `[out]`.
+ */
 export class Conv2d extends Module {
+  /** Input channels. */
   readonly inChannels: number;
+  /** Output channels. */
   readonly outChannels: number;
+  /** Kernel [kH, kW]. */
   readonly kernelSize: [number, number];
+  /** Stride [rows, cols]. */
   readonly stride: [number, number];
+  /** Kernel dilation [rows, cols]. */
   readonly dilation: [number, number];
+  /** Padding as given (see {@link Conv2dPadding}). */
   readonly padding: Conv2dPadding;
+  /** Kernel [kH, kW, in, out]. */
   readonly weight: tf.Variable; // [kH, kW, in, out]
+  /** Bias [out], or null without one. */
   readonly bias: tf.Variable | null; // [out]
 
   constructor(

@@ -23,26 +23,44 @@ import { fanInUniform } from './init';
  */
 export type Conv1dPadding = 'valid' | 'same' | number | [number, number];
 
+/** Construction options of {@link Conv1d}; the arguments follow PyTorch's `nn.Conv1d`. */
 export interface Conv1dOptions {
+  /** Stride (default 1). */
   stride?: number;
+  /** Padding (see {@link Conv1dPadding}; default 'valid'). */
   padding?: Conv1dPadding;
+  /** Spacing between kernel taps (default 1). */
   dilation?: number;
   /** Split channels into groups convolved separately, as PyTorch's `groups` (in and out divisible by it). */
   groups?: number;
+  /** Learn a bias [out] (default true). */
   bias?: boolean;
   /** Initial weight [k, in/groups, out]; defaults to PyTorch's U(-1/sqrt(fanIn), 1/sqrt(fanIn)). */
   weightInit?: tf.Tensor;
 }
 
+/**
+ * 1-D convolution over NWC sequences, [B, T, in] -> [B, T', out], with PyTorch's `nn.Conv1d` arithmetic (stride,
+ * padding, dilation, groups). Weight `[k, in/groups, out]`, bias `[out]`.
+ */
 export class Conv1d extends Module {
+  /** Input channels. */
   readonly inChannels: number;
+  /** Output channels. */
   readonly outChannels: number;
+  /** Kernel taps. */
   readonly kernelSize: number;
+  /** Stride. */
   readonly stride: number;
+  /** Spacing between taps. */
   readonly dilation: number;
+  /** Channel groups convolved separately. */
   readonly groups: number;
+  /** Padding as given (see {@link Conv1dPadding}). */
   readonly padding: Conv1dPadding;
+  /** Kernel [k, in/groups, out]. */
   readonly weight: tf.Variable; // [k, in/groups, out]
+  /** Bias [out], or null without one. */
   readonly bias: tf.Variable | null; // [out]
 
   constructor(inChannels: number, outChannels: number, kernelSize: number, options: Conv1dOptions = {}) {

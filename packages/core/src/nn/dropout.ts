@@ -7,7 +7,12 @@ import * as tf from '@tensorflow/tfjs';
 import { Module } from './module';
 import { nextSeed } from '../runtime/random';
 
+/**
+ * Inverted dropout: in train mode zeroes each element with probability `p` and scales the rest by 1/(1-p); the
+ * identity in eval mode. Masks are seeded from the global generator.
+ */
 export class Dropout extends Module {
+  /** Drop probability. */
   readonly p: number;
 
   constructor(p = 0.1) {

@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Module } from './module';
 import { normal } from './init';
 
+/** Construction options of {@link Embedding}. */
 export interface EmbeddingOptions {
   /** Std of the normal initialisation (default 0.02, the initializer_range of GPT-2 and Llama). */
   std?: number;
@@ -22,12 +23,18 @@ export interface EmbeddingOptions {
   weightInit?: tf.Tensor;
 }
 
+/** Options of {@link Embedding.resize}. */
 export interface EmbeddingResizeOptions {
   /** Std of the noise added to new rows, relative to the std of the existing table (default 0.01). */
   noiseScale?: number;
 }
 
+/**
+ * Lookup table: int32 ids [...] -> rows of `weight` [..., dim]. `attend` reuses the table as a tied output head and
+ * `resize` grows the vocabulary.
+ */
 export class Embedding extends Module {
+  /** Width of one row. */
   readonly dim: number;
   private table: tf.Variable; // [numEmbeddings, dim]
   /** weight^T [dim, numEmbeddings] for attend() without a gradient tape, and the data it was made from. */
@@ -46,10 +53,12 @@ export class Embedding extends Module {
     this.table = this.addParameter('weight', init);
   }
 
+  /** The table [numEmbeddings, dim] (the live variable: do not dispose). */
   get weight(): tf.Variable {
     return this.table;
   }
 
+  /** Rows in the table (the vocabulary size). */
   get numEmbeddings(): number {
     return this.table.shape[0]!;
   }

@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module';
 
+/** Construction options of {@link GroupNorm}. */
 export interface GroupNormOptions {
   /** Added to the variance (default 1e-5, PyTorch's). */
   eps?: number;
@@ -14,11 +15,20 @@ export interface GroupNormOptions {
   affine?: boolean;
 }
 
+/**
+ * Group normalisation over channels-last inputs [B, ...spatial, C], matching PyTorch's `nn.GroupNorm` (weight `[C]`
+ * ones and bias `[C]` zeros at init).
+ */
 export class GroupNorm extends Module {
+  /** Groups G the channels are split into (C divisible by G). */
   readonly numGroups: number;
+  /** Channels C. */
   readonly numChannels: number;
+  /** Added to the variance. */
   readonly eps: number;
+  /** Per-channel scale [C], or null when not affine. */
   readonly weight: tf.Variable | null; // [C]
+  /** Per-channel shift [C], or null when not affine. */
   readonly bias: tf.Variable | null; // [C]
 
   constructor(numGroups: number, numChannels: number, options: GroupNormOptions = {}) {

@@ -2,10 +2,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { nextSeed } from '../runtime/random';
 
+/** A tensor of `shape` drawn from N(mean, std^2), seeded from the global generator. */
 export function normal(shape: number[], std = 0.02, mean = 0): tf.Tensor {
   return tf.randomNormal(shape, mean, std, 'float32', nextSeed());
 }
 
+/** A tensor of `shape` drawn from U(-bound, bound), seeded from the global generator. */
 export function uniform(shape: number[], bound: number): tf.Tensor {
   return tf.randomUniform(shape, -bound, bound, 'float32', nextSeed());
 }

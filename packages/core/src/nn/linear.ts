@@ -7,16 +7,26 @@ import { Module } from './module';
 import { fanInUniform } from './init';
 import { LoRAAdapter, type LoRAOptions } from './lora';
 
+/** Construction options of {@link Linear}. */
 export interface LinearOptions {
+  /** Learn a bias [out] (default true). */
   bias?: boolean;
   /** Initial weight [in, out]; defaults to PyTorch's U(-1/sqrt(in), 1/sqrt(in)). */
   weightInit?: tf.Tensor;
 }
 
+/**
+ * Fully connected layer: x [..., in] -> x W + b [..., out]. The weight is stored `[in, out]` (a plain matMul, fast on
+ * wasm); PyTorch's `[out, in]` is transposed at load. Holds an optional LoRA adapter (see {@link applyLoRA}).
+ */
 export class Linear extends Module {
+  /** Input width. */
   readonly inFeatures: number;
+  /** Output width. */
   readonly outFeatures: number;
+  /** Weight [in, out]. */
   readonly weight: tf.Variable; // [in, out]
+  /** Bias [out], or null without one. */
   readonly bias: tf.Variable | null; // [out]
   private adapter: LoRAAdapter | null = null;
 

@@ -11,6 +11,7 @@ import { Linear } from './linear';
 import { Dropout } from './dropout';
 import { fanInUniform } from './init';
 
+/** Options of {@link applyLoRA} and {@link Linear.addLoRA}. */
 export interface LoRAOptions {
   /** Rank r of the update (the width of A and B). */
   rank: number;
@@ -22,10 +23,15 @@ export interface LoRAOptions {
 
 /** The trainable low-rank pair of one Linear. Its parent Linear adds its output in forward unless merged. */
 export class LoRAAdapter extends Module {
+  /** Rank r. */
   readonly rank: number;
+  /** The update's scale numerator (scale = alpha / rank). */
   readonly alpha: number;
+  /** alpha / rank, applied to x A B. */
   readonly scale: number;
+  /** Down projection A [in, r], initialised like a Linear. */
   readonly a: tf.Variable; // [in, r]
+  /** Up projection B [r, out], zeros at init so the adapted layer starts equal to the base. */
   readonly b: tf.Variable; // [r, out]
   private readonly inputDropout: Dropout | null;
   /** True while scale * A B is folded into the base weight (then forward skips the adapter). */

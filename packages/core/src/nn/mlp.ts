@@ -8,6 +8,7 @@ import { Module } from './module';
 import { Linear } from './linear';
 import { getActivation, type ActivationFn, type ActivationName } from './activations';
 
+/** Construction options of {@link MLP}. */
 export interface MLPOptions {
   /** Activation name as in model configs, or a function (default 'gelu'). */
   activation?: ActivationName | string | ActivationFn;
@@ -19,7 +20,9 @@ export interface MLPOptions {
 
 /** act(x W1 + b1) W2 + b2. */
 export class MLP extends Module {
+  /** First projection [dim, hiddenDim]. */
   readonly fc1: Linear;
+  /** Second projection [hiddenDim, outDim]. */
   readonly fc2: Linear;
   private readonly act: ActivationFn;
 
@@ -37,18 +40,23 @@ export class MLP extends Module {
   }
 }
 
+/** Construction options of {@link GatedMLP}. */
 export interface GatedMLPOptions {
   /** Activation applied to the gate (default 'silu', i.e. SwiGLU). */
   activation?: ActivationName | string | ActivationFn;
   /** Biases on the three projections (default false, as in Llama). */
   bias?: boolean;
+  /** Output width (default: the input width). */
   outDim?: number;
 }
 
 /** down(act(gate(x)) * up(x)). */
 export class GatedMLP extends Module {
+  /** Gate projection `gate_proj` [dim, hiddenDim]. */
   readonly gateProj: Linear;
+  /** Up projection `up_proj` [dim, hiddenDim]. */
   readonly upProj: Linear;
+  /** Down projection `down_proj` [hiddenDim, outDim]. */
   readonly downProj: Linear;
   private readonly act: ActivationFn;
 

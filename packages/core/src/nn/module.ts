@@ -5,22 +5,35 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+/**
+ * Selects parameters by dotted name: a glob (`*` within one segment, `**` across; a bare prefix selects everything
+ * below it), a RegExp, or a predicate.
+ */
 export type NamePattern = string | RegExp | ((name: string) => boolean);
 
+/** Options of {@link Module.loadStateDict}. */
 export interface LoadStateDictOptions {
   /** Every parameter must be present and no extra keys given (default true). */
   strict?: boolean;
 }
 
+/** What {@link Module.loadStateDict} skipped (only non-empty with `strict: false`). */
 export interface LoadStateDictResult {
+  /** The module's keys that the given dict lacked (left unchanged). */
   missing: string[];
+  /** Keys in the given dict that the module does not have (ignored). */
   unexpected: string[];
 }
 
+/** One parameter in {@link Module.parameterSummary}. */
 export interface ParameterInfo {
+  /** Dotted name (the first one, when the parameter is shared). */
   name: string;
+  /** Shape of the variable. */
   shape: number[];
+  /** Number of elements. */
   count: number;
+  /** Whether optimizers update it (false once frozen). */
   trainable: boolean;
 }
 
@@ -40,6 +53,7 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${source}$`);
 }
 
+/** Whether a dotted parameter name matches `pattern` (see {@link NamePattern}). */
 export function matchName(pattern: NamePattern, name: string): boolean {
   if (typeof pattern === 'function') return pattern(name);
   if (pattern instanceof RegExp) return pattern.test(name);
@@ -47,6 +61,11 @@ export function matchName(pattern: NamePattern, name: string): boolean {
   return globToRegExp(pattern).test(name) || globToRegExp(`${pattern}.**`).test(name);
 }
 
+/**
+ * Base class of every layer and model: owns named parameters (tf.Variable), buffers and child modules, and derives
+ * the state dict, freezing and parameter counts from them. Subclasses register what they own in their constructor and
+ * implement their own `forward`.
+ */
 export abstract class Module {
   private readonly parameterMap = new Map<string, tf.Variable>();
   private readonly bufferMap = new Map<string, tf.Tensor>();
@@ -86,6 +105,10 @@ export abstract class Module {
     return variable;
   }
 
+  /**
+   * Registers `module` as the child `name` (no dots) and returns it, so `this.fc1 = this.addModule('fc1', new
+   * Linear(...))` reads as one line.
+   */
   protected addModule<M extends Module>(name: string, module: M): M {
     this.assertFreeName(name);
     this.childMap.set(name, module);
@@ -108,6 +131,7 @@ export abstract class Module {
     }
   }
 
+  /** Direct children as [name, module] pairs, in registration order. */
   children(): [string, Module][] {
     return [...this.childMap.entries()];
   }
@@ -119,6 +143,10 @@ export abstract class Module {
     return out;
   }
 
+  /**
+   * Every parameter in the tree as [dotted name, variable], `prefix` prepended; a shared (tied) parameter appears
+   * under each of its names.
+   */
   namedParameters(prefix = ''): [string, tf.Variable][] {
     const out: [string, tf.Variable][] = [];
     for (const [name, variable] of this.parameterMap) out.push([join(prefix, name), variable]);
@@ -126,6 +154,7 @@ export abstract class Module {
     return out;
   }
 
+  /** Every buffer in the tree as [dotted name, variable], `prefix` prepended. */
   namedBuffers(prefix = ''): [string, tf.Variable][] {
     const out: [string, tf.Variable][] = [];
     for (const [name, buffer] of this.bufferMap) out.push([join(prefix, name), buffer as tf.Variable]);
@@ -153,6 +182,10 @@ export abstract class Module {
     return this.namedParameters().filter(([, v]) => !seen.has(v) && (seen.add(v), true));
   }
 
+  /**
+   * Number of parameter elements in the tree (trainable ones only with `trainableOnly`); shared parameters count
+   * once.
+   */
   countParameters(options: { trainableOnly?: boolean } = {}): number {
     return this.parameterSummary(options).reduce((sum, p) => sum + p.count, 0);
   }
@@ -203,6 +236,7 @@ export abstract class Module {
     return this.setTrainable(pattern, false);
   }
 
+  /** Makes parameters whose dotted name matches trainable again (default: all); returns how many matched. */
   unfreeze(pattern: NamePattern = '**'): number {
     return this.setTrainable(pattern, true);
   }
@@ -218,11 +252,13 @@ export abstract class Module {
     return changed;
   }
 
+  /** Sets train mode (`mode` true) or eval mode on this module and every descendant; returns this. */
   train(mode = true): this {
     for (const [, m] of this.namedModules()) m.training = mode;
     return this;
   }
 
+  /** Eval mode for the whole tree (dropout off); same as `train(false)`. */
   eval(): this {
     return this.train(false);
   }
@@ -241,6 +277,7 @@ export abstract class Module {
 
 /** A list of children named by index, so state-dict keys read `layers.0.mlp.up_proj.weight`. */
 export class ModuleList<M extends Module = Module> extends Module {
+  /** The children, in order (child `i` is `items[i]`). */
   readonly items: M[];
   constructor(items: M[]) {
     super();

@@ -2,16 +2,26 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module';
 
+/** Construction options of {@link LayerNorm} and {@link RMSNorm}. */
 export interface NormOptions {
+  /** Added to the variance / mean square (default 1e-5 for LayerNorm, 1e-6 for RMSNorm). */
   eps?: number;
   /** Learn a scale (and, for LayerNorm, a shift). Default true. */
   affine?: boolean;
 }
 
+/**
+ * Layer normalisation over the last dimension: (x - mean) / sqrt(var + eps) * weight + bias, weight `[dim]` ones and
+ * bias `[dim]` zeros at init (`bias: false` drops the shift).
+ */
 export class LayerNorm extends Module {
+  /** Width of the normalised last dimension. */
   readonly dim: number;
+  /** Added to the variance. */
   readonly eps: number;
+  /** Scale [dim], or null when not affine. */
   readonly weight: tf.Variable | null;
+  /** Shift [dim], or null when not affine or without bias. */
   readonly bias: tf.Variable | null;
 
   constructor(dim: number, options: NormOptions & { bias?: boolean } = {}) {
@@ -23,6 +33,7 @@ export class LayerNorm extends Module {
     this.bias = affine && options.bias !== false ? this.addParameter('bias', tf.zeros([dim])) : null;
   }
 
+  /** x [..., dim] -> same shape. Throws when the last dimension is not `dim`. */
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       checkLastDim('LayerNorm', x, this.dim);
@@ -35,9 +46,15 @@ export class LayerNorm extends Module {
   }
 }
 
+/**
+ * RMS normalisation over the last dimension (Llama): x / sqrt(mean(x^2) + eps) * weight, weight `[dim]` ones at init.
+ */
 export class RMSNorm extends Module {
+  /** Width of the normalised last dimension. */
   readonly dim: number;
+  /** Added to the mean square. */
   readonly eps: number;
+  /** Scale [dim], or null when not affine. */
   readonly weight: tf.Variable | null;
 
   constructor(dim: number, options: NormOptions = {}) {
@@ -47,6 +64,7 @@ export class RMSNorm extends Module {
     this.weight = (options.affine ?? true) ? this.addParameter('weight', tf.ones([dim])) : null;
   }
 
+  /** x [..., dim] -> same shape. Throws when the last dimension is not `dim`. */
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       checkLastDim('RMSNorm', x, this.dim);

@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module';
 
+/** Construction options of {@link AvgPool2d} (PyTorch's `nn.AvgPool2d` arguments). */
 export interface AvgPool2dOptions {
   /** Default: the kernel size (non-overlapping windows), as PyTorch. */
   stride?: number | [number, number];
@@ -24,8 +25,11 @@ export interface AvgPool2dOptions {
   divisorOverride?: number;
 }
 
+/** Construction options of {@link AvgPool1d}: those of AvgPool2d for one axis, without `divisorOverride`. */
 export type AvgPool1dOptions = Omit<AvgPool2dOptions, 'divisorOverride' | 'stride' | 'padding'> & {
+  /** Default: the kernel size. */
   stride?: number;
+  /** Zeros on each side, at most half the kernel (default 0). */
   padding?: number;
 };
 
@@ -35,12 +39,22 @@ interface AxisPool {
   padding: number;
 }
 
+/**
+ * Average pooling over NHWC images, [B, H, W, C] -> [B, H', W', C], with PyTorch's `nn.AvgPool2d` semantics (ceil
+ * mode, count-include-pad, divisor override).
+ */
 export class AvgPool2d extends Module {
+  /** Window [kH, kW]. */
   readonly kernelSize: [number, number];
+  /** Stride [rows, cols]. */
   readonly stride: [number, number];
+  /** Zeros per side [rows, cols]. */
   readonly padding: [number, number];
+  /** Whether output sizes round up. */
   readonly ceilMode: boolean;
+  /** Whether padding zeros count in the divisor. */
   readonly countIncludePad: boolean;
+  /** Divisor for every window, or null for PyTorch's rule. */
   readonly divisorOverride: number | null;
 
   constructor(kernelSize: number | [number, number], options: AvgPool2dOptions = {}) {
@@ -76,11 +90,17 @@ export class AvgPool2d extends Module {
   }
 }
 
+/** Average pooling over NWC sequences, [B, T, C] -> [B, T', C], with PyTorch's `nn.AvgPool1d` semantics. */
 export class AvgPool1d extends Module {
+  /** Window length. */
   readonly kernelSize: number;
+  /** Stride. */
   readonly stride: number;
+  /** Zeros on each side. */
   readonly padding: number;
+  /** Whether the output length rounds up. */
   readonly ceilMode: boolean;
+  /** Whether padding zeros count in the divisor. */
   readonly countIncludePad: boolean;
 
   constructor(kernelSize: number, options: AvgPool1dOptions = {}) {
@@ -93,6 +113,7 @@ export class AvgPool1d extends Module {
     this.countIncludePad = options.countIncludePad ?? true;
   }
 
+  /** The output length T' for an input of length `length`. */
   outputLength(length: number): number {
     return pooledLength(length, this.axis(), this.ceilMode);
   }

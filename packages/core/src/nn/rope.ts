@@ -18,23 +18,36 @@ import * as tf from '@tensorflow/tfjs';
 
 /** Position interpolation: every frequency divided by `factor`. */
 export interface LinearRopeScaling {
+  /** Discriminator. */
   type: 'linear';
+  /** Divisor of every frequency (the context extension factor). */
   factor: number;
 }
 
 /** HF's rope_type 'llama3': slow frequencies divided by `factor`, fast ones kept, a smooth blend between. */
 export interface Llama3RopeScaling {
+  /** Discriminator. */
   type: 'llama3';
+  /** Divisor of the slow (long-wavelength) frequencies. */
   factor: number;
+  /** Wavelengths above originalMaxPositionEmbeddings / lowFreqFactor are fully scaled. */
   lowFreqFactor: number;
+  /** Wavelengths below originalMaxPositionEmbeddings / highFreqFactor are kept. */
   highFreqFactor: number;
+  /** Context length the model was pre-trained with. */
   originalMaxPositionEmbeddings: number;
 }
 
+/** A RoPE frequency scaling, as HF configs' `rope_scaling` ('linear' or 'llama3'). */
 export type RopeScaling = LinearRopeScaling | Llama3RopeScaling;
 
+/**
+ * How sections share frequencies: 'shared' cuts one ladder into blocks (M-RoPE), 'per-axis' gives every block its own
+ * full ladder (2-D vision RoPE).
+ */
 export type RopeLadder = 'shared' | 'per-axis';
 
+/** Construction options of {@link RotaryEmbedding}. */
 export interface RotaryEmbeddingOptions {
   /** Channels rotated per head (even). Usually the attention head dim. */
   headDim: number;
@@ -44,12 +57,15 @@ export interface RotaryEmbeddingOptions {
   sections?: number[];
   /** Which frequencies each section gets (see the file comment). Default 'shared'. */
   ladder?: RopeLadder;
+  /** Frequency scaling for longer contexts (default none). */
   scaling?: RopeScaling;
 }
 
 /** cos and sin tables [B, T, headDim] for `applyRotary` (a type alias so tf.tidy can return it). */
 export type RotaryTables = {
+  /** cos table [B, T, headDim]. */
   cos: tf.Tensor;
+  /** sin table [B, T, headDim]. */
   sin: tf.Tensor;
 };
 
@@ -137,11 +153,15 @@ function checkSections(sections: number[], headDim: number): void {
 
 /** Computes cos/sin tables from positions. Holds no tensors, so it needs no dispose. */
 export class RotaryEmbedding {
+  /** Channels rotated per head. */
   readonly headDim: number;
+  /** Base of the frequency ladder. */
   readonly theta: number;
   /** Pairs per axis; [headDim/2] for 1-D RoPE. */
   readonly sections: readonly number[];
+  /** How sections share frequencies. */
   readonly ladder: RopeLadder;
+  /** Frequency scaling, if any. */
   readonly scaling: RopeScaling | undefined;
   /** Per rotating pair (headDim/2). */
   readonly inverseFrequencies: Float32Array;

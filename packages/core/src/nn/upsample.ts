@@ -16,8 +16,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from './module';
 
+/** Interpolation: 'nearest' or 'bilinear'. */
 export type UpsampleMode = 'nearest' | 'bilinear';
 
+/** Options of {@link Upsample} and {@link interpolate}; give `scaleFactor` or `size`. */
 export interface UpsampleOptions {
   /** Multiplier per spatial axis (a number or [h, w]); give this or `size`. */
   scaleFactor?: number | [number, number];
@@ -29,7 +31,12 @@ export interface UpsampleOptions {
   alignCorners?: boolean;
 }
 
+/**
+ * Resizes NHWC images [B, H, W, C] -> [B, H', W', C] with PyTorch's `nn.Upsample` arithmetic ('nearest' or
+ * 'bilinear'). No parameters.
+ */
 export class Upsample extends Module {
+  /** The options it was built with. */
   readonly options: Readonly<UpsampleOptions>;
 
   constructor(options: UpsampleOptions) {
