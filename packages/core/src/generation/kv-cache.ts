@@ -15,22 +15,31 @@ import * as tf from '@tensorflow/tfjs';
 
 /** The model shape a cache is built for. */
 export interface KVCacheConfig {
+  /** Attention layers that use the cache. */
   numLayers: number;
+  /** Key/value heads per layer (Hkv). */
   numKvHeads: number;
+  /** Width of one head (Dh). */
   headDim: number;
+  /** Rows of the batch (B). */
   batch: number;
 }
 
 /** Keys and values [B, Hkv, S, Dh] (a type alias so tf.tidy can return it). */
 export type KeyValues = {
+  /** Keys [B, Hkv, S, Dh]. */
   keys: tf.Tensor;
+  /** Values [B, Hkv, S, Dh]. */
   values: tf.Tensor;
 };
 
 /** What a layer using the cache is: checked against the cache's own shape. */
 export interface KVCacheUser {
+  /** The layer's key/value heads. */
   numKvHeads: number;
+  /** The layer's head width. */
   headDim: number;
+  /** Rows of the batch the layer is running. */
   batch: number;
   /** Layer index about to be read or written. */
   layer?: number;
@@ -38,10 +47,19 @@ export interface KVCacheUser {
   numLayers?: number;
 }
 
+/**
+ * Per-layer keys and values [B, Hkv, S, Dh] of the tokens processed so far, plus static cross-attention entries
+ * computed once from a fixed context. The caller creates it, passes it to every forward call and calls `dispose()`;
+ * tensors it returns belong to the cache.
+ */
 export class KVCache {
+  /** Layers the cache has slots for. */
   readonly numLayers: number;
+  /** Key/value heads per layer. */
   readonly numKvHeads: number;
+  /** Width of one head. */
   readonly headDim: number;
+  /** Rows of the batch. */
   readonly batch: number;
   private readonly selfEntries: (KeyValues | null)[];
   private readonly staticEntries: (KeyValues | null)[];
@@ -155,6 +173,7 @@ export class KVCache {
     this.disposed = true;
   }
 
+  /** True after `dispose()`. */
   get isDisposed(): boolean {
     return this.disposed;
   }

@@ -14,6 +14,10 @@ import * as tf from '@tensorflow/tfjs';
 /** Per row, every token id so far (prompt then generated); `tokens[b]` belongs to logits row b. */
 export type TokenRows = ReadonlyArray<ArrayLike<number>>;
 
+/**
+ * One step of the sampling pipeline: next-token logits [B, V] in, new logits out. Never disposes its input; the
+ * caller disposes the result.
+ */
 export interface LogitsProcessor {
   /** logits [B, V] -> new logits [B, V]. `tokens` is needed only by history-aware processors. */
   process(logits: tf.Tensor2D, tokens?: TokenRows): tf.Tensor2D;
@@ -21,6 +25,7 @@ export interface LogitsProcessor {
 
 /** Applies processors in order; intermediate tensors are freed, the input is left to the caller. */
 export class LogitsProcessorList implements LogitsProcessor {
+  /** The processors, in the order they run. */
   readonly processors: readonly LogitsProcessor[];
 
   constructor(processors: readonly LogitsProcessor[]) {
@@ -40,6 +45,7 @@ export class LogitsProcessorList implements LogitsProcessor {
 
 /** Divides logits by T: T < 1 sharpens the distribution, T > 1 flattens it. */
 export class TemperatureProcessor implements LogitsProcessor {
+  /** The divisor T (> 0). */
   readonly temperature: number;
 
   constructor(temperature: number) {
@@ -62,6 +68,7 @@ export class TemperatureProcessor implements LogitsProcessor {
  * which is also what Hugging Face does.
  */
 export class TopKProcessor implements LogitsProcessor {
+  /** Logits kept per row (ties with the k-th are kept too). */
   readonly k: number;
 
   constructor(k: number, minTokensToKeep = 1) {
@@ -88,8 +95,13 @@ export class TopKProcessor implements LogitsProcessor {
  * threshold, so tokens tied with the last kept one are kept too.
  */
 export class TopPProcessor implements LogitsProcessor {
+  /**
+   * Slack when comparing a prefix's probability mass with p, so float32 rounding does not keep one token too many.
+   */
   static readonly MASS_TOLERANCE = 1e-6;
+  /** Nucleus mass in (0, 1]. */
   readonly p: number;
+  /** Tokens always kept per row, whatever their mass. */
   readonly minTokensToKeep: number;
 
   constructor(p: number, minTokensToKeep = 1) {
@@ -123,6 +135,7 @@ export class TopPProcessor implements LogitsProcessor {
  * logit >= max + log(minP), so it needs no softmax and is exact for any temperature applied before it.
  */
 export class MinPProcessor implements LogitsProcessor {
+  /** Fraction of the top probability a token needs to be kept, in [0, 1]. */
   readonly minP: number;
 
   constructor(minP: number) {
@@ -146,6 +159,7 @@ export class MinPProcessor implements LogitsProcessor {
  * always makes a seen token less likely. A token seen several times is penalised once.
  */
 export class RepetitionPenaltyProcessor implements LogitsProcessor {
+  /** Penalty (> 1 discourages seen tokens, 1 = off). */
   readonly penalty: number;
 
   constructor(penalty: number) {
@@ -186,6 +200,7 @@ export class RepetitionPenaltyProcessor implements LogitsProcessor {
 
 /** Forbids the given token ids (sets their logits to -Infinity). Ids outside the vocabulary are an error. */
 export class SuppressTokensProcessor implements LogitsProcessor {
+  /** The forbidden ids. */
   readonly tokenIds: readonly number[];
 
   constructor(tokenIds: readonly number[]) {
@@ -204,6 +219,7 @@ export class SuppressTokensProcessor implements LogitsProcessor {
  * is being generated. Pass `allowedTokenRange(start, end)` for a contiguous range.
  */
 export class AllowTokensProcessor implements LogitsProcessor {
+  /** The only ids that may be produced. */
   readonly tokenIds: readonly number[];
 
   constructor(tokenIds: readonly number[]) {
@@ -226,6 +242,7 @@ export function allowedTokenRange(start: number, end: number): number[] {
   return Array.from({ length: end - start }, (_, i) => start + i);
 }
 
+/** Options of {@link buildLogitsProcessors}; unset or neutral values add no processor. */
 export interface LogitsProcessorOptions {
   /** > 1 discourages tokens already present (1 = off). */
   repetitionPenalty?: number;
@@ -239,6 +256,7 @@ export interface LogitsProcessorOptions {
   topK?: number;
   /** Nucleus mass in (0, 1] (1 = off; outside the range is an error). */
   topP?: number;
+  /** Keep tokens with at least minP times the top probability (0 = off). */
   minP?: number;
   /** Floor on how many tokens top-k and top-p keep (default 1). */
   minTokensToKeep?: number;

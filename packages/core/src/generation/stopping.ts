@@ -17,6 +17,7 @@ export interface StoppingState {
   promptLengths: number | readonly number[];
 }
 
+/** Decides per row whether decoding should stop after the row's last token. */
 export interface StoppingCriterion {
   /** Per row: true when that row should stop now (after its last token). */
   isDone(state: StoppingState): boolean[];
@@ -24,6 +25,7 @@ export interface StoppingCriterion {
 
 /** Stops a row once it has generated `maxNewTokens` tokens. */
 export class MaxNewTokensCriterion implements StoppingCriterion {
+  /** @param maxNewTokens Generated tokens allowed per row (a positive integer). */
   constructor(readonly maxNewTokens: number) {
     checkCount(maxNewTokens, 'MaxNewTokensCriterion', 'maxNewTokens');
   }
@@ -35,6 +37,7 @@ export class MaxNewTokensCriterion implements StoppingCriterion {
 
 /** Stops a row once it holds `maxLength` tokens in total (prompt included). */
 export class MaxLengthCriterion implements StoppingCriterion {
+  /** @param maxLength Total tokens allowed per row, prompt included. */
   constructor(readonly maxLength: number) {
     checkCount(maxLength, 'MaxLengthCriterion', 'maxLength');
   }
@@ -46,6 +49,7 @@ export class MaxLengthCriterion implements StoppingCriterion {
 
 /** Stops a row when its last generated token is one of `stopTokenIds` (EOS, end-of-turn, end-of-image). */
 export class StopTokensCriterion implements StoppingCriterion {
+  /** Ids that end a row (EOS, end-of-turn, ...). */
   readonly stopTokenIds: ReadonlySet<number>;
 
   constructor(stopTokenIds: readonly number[]) {
@@ -64,6 +68,7 @@ export class StopTokensCriterion implements StoppingCriterion {
  * may start inside the prompt (a stop sequence "\n\n" completes when the prompt ends in "\n").
  */
 export class StopSequencesCriterion implements StoppingCriterion {
+  /** Id sequences that end a row when its tokens end with one. */
   readonly sequences: readonly (readonly number[])[];
 
   constructor(sequences: readonly (readonly number[])[]) {
@@ -80,6 +85,7 @@ export class StopSequencesCriterion implements StoppingCriterion {
 
 /** Stops a row as soon as any of the criteria stops it. */
 export class AnyOfCriteria implements StoppingCriterion {
+  /** The combined criteria. */
   readonly criteria: readonly StoppingCriterion[];
 
   constructor(criteria: readonly StoppingCriterion[]) {
@@ -104,10 +110,15 @@ export function stopWhenAny(...criteria: StoppingCriterion[]): AnyOfCriteria {
   return new AnyOfCriteria(criteria);
 }
 
+/** Options of {@link buildStoppingCriteria}; give at least one length limit. */
 export interface StoppingOptions {
+  /** Generated tokens allowed per row. */
   maxNewTokens?: number;
+  /** Total tokens allowed per row, prompt included. */
   maxLength?: number;
+  /** Ids that end a row (kept in the output). */
   stopTokenIds?: readonly number[];
+  /** Id sequences that end a row when its tokens end with one. */
   stopSequences?: readonly (readonly number[])[];
 }
 
@@ -130,6 +141,7 @@ export class FinishedRows {
   private readonly stepsWhenDone: (number | null)[];
   private steps = 0;
 
+  /** @param batchSize Rows of the batch. */
   constructor(readonly batchSize: number) {
     checkCount(batchSize, 'FinishedRows', 'batchSize');
     this.done = new Array<boolean>(batchSize).fill(false);
@@ -141,6 +153,7 @@ export class FinishedRows {
     return this.done;
   }
 
+  /** True when every row has finished. */
   get allFinished(): boolean {
     return this.done.every((d) => d);
   }

@@ -10,6 +10,7 @@ import { Module } from '../nn/module';
 /** The paths a modality may support; each is the name of the property that implements it. */
 export type ModalityPath = 'continuousIn' | 'discrete' | 'continuousOut';
 
+/** Every {@link ModalityPath}, in canonical order. */
 export const MODALITY_PATHS: readonly ModalityPath[] = ['continuousIn', 'discrete', 'continuousOut'];
 
 /**
@@ -17,8 +18,11 @@ export const MODALITY_PATHS: readonly ModalityPath[] = ['continuousIn', 'discret
  * ordered frame-major, then row, then column; `frames` is 1 for still images.
  */
 export interface MediaGrid {
+  /** Rows of positions. */
   rows: number;
+  /** Columns of positions. */
   cols: number;
+  /** Frames (default 1, a still image). */
   frames?: number;
 }
 
@@ -37,6 +41,7 @@ export interface EncodedFeatures {
   taps?: Record<number, ItemFeatures>;
 }
 
+/** Options of {@link ContinuousInput.encode}. */
 export interface EncodeOptions {
   /** Encoder layer indices whose outputs are returned in `taps` (LLaVA-style feature-layer choices). */
   taps?: number[];
@@ -46,11 +51,16 @@ export interface EncodeOptions {
 export interface ContinuousInput<Prepared> {
   /** Feature width D of `encode`'s output. */
   readonly featureDim: number;
+  /**
+   * Encodes a batch of prepared items into features [N_i, D] per item (or [items, N, D]); the caller owns and
+   * disposes every tensor returned.
+   */
   encode(items: Prepared[], options?: EncodeOptions): EncodedFeatures;
 }
 
 /** Discrete in/out: a tokenizer over a codebook (VQ-VAE), as Chameleon and Janus use for images. */
 export interface DiscreteCodec<Prepared, Output> {
+  /** Number of codes; ids are in [0, codebookSize). */
   readonly codebookSize: number;
   /** Width of `lookup`'s embeddings. */
   readonly embeddingDim: number;
@@ -81,6 +91,7 @@ export interface ContinuousOutput<Output> {
 export interface Modality<Raw = unknown, Prepared = unknown, Output = Raw> {
   /** Registry key and parameter prefix (`image` -> `image.encoder.*`); no dots. */
   readonly name: string;
+  /** Turns one raw input into the item form the paths take (decoding, resizing, resampling, ...). */
   prepare(raw: Raw): Prepared;
   /**
    * Sequence positions the item occupies on `path` (default: the first supported of continuousIn, discrete,
@@ -89,8 +100,11 @@ export interface Modality<Raw = unknown, Prepared = unknown, Output = Raw> {
   tokensFor(item: Prepared, path?: ModalityPath): number;
   /** The item's grid on `path`, when it has one. */
   gridFor?(item: Prepared, path?: ModalityPath): MediaGrid | undefined;
+  /** Continuous-in path: an encoder producing features. */
   readonly continuousIn?: ContinuousInput<Prepared>;
+  /** Discrete in/out path: a codebook tokenizer. */
   readonly discrete?: DiscreteCodec<Prepared, Output>;
+  /** Continuous-out path: a latent space a diffusion head generates in. */
   readonly continuousOut?: ContinuousOutput<Output>;
   /**
    * The trainable parts, as one Module whose children are named by role (`encoder`, `codebook`, ...), so a

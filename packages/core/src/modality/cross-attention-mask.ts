@@ -11,6 +11,7 @@ import type { ItemFeatures } from './contract';
 import type { PlacedMedia, SequenceLayout } from './layout';
 import type { MediaKind } from './segments';
 
+/** Options of {@link crossAttentionLayout} and {@link crossAttentionMask}. */
 export interface CrossAttentionMaskOptions {
   /** Keys per item (e.g. a Perceiver resampler's 64 latents). */
   tokensPerItem: number;
@@ -24,6 +25,10 @@ export interface CrossAttentionMaskOptions {
   maxItems?: number;
 }
 
+/**
+ * A cross-attention mask as plain arrays (see {@link crossAttentionMask} for tensors). M = maxItems slots of N =
+ * tokensPerItem keys per row.
+ */
 export interface CrossAttentionLayout {
   /** Flat [B*T*M*N] bias values. */
   bias: Float32Array;
@@ -33,23 +38,34 @@ export interface CrossAttentionLayout {
   slots: (PlacedMedia | null)[][];
   /** The attended items in batch order: the order their features are given to `gatherMediaSlots`. */
   selected: PlacedMedia[];
+  /** Slots per row (M). */
   maxItems: number;
+  /** Keys per item (N). */
   tokensPerItem: number;
 }
 
+/** A Flamingo-style cross-attention mask as tensors; the caller owns (and disposes) `bias` and `hasMedia`. */
 export interface CrossAttentionMask {
   /** [B, 1, T, M*N] additive bias. */
   bias: tf.Tensor4D;
   /** [B, T] float32. */
   hasMedia: tf.Tensor2D;
+  /** Per row, the item in each slot (null for empty slots). */
   slots: (PlacedMedia | null)[][];
+  /** The attended items in batch order: the order their features are given to {@link gatherMediaSlots}. */
   selected: PlacedMedia[];
+  /** Slots per row (M). */
   maxItems: number;
+  /** Keys per item (N). */
   tokensPerItem: number;
 }
 
 type MaskLayout = Pick<SequenceLayout, 'batchSize' | 'length' | 'media' | 'paddingMask'>;
 
+/**
+ * Which media slots each text position may attend, as plain arrays: the latest item that started at or before it
+ * ('latest') or every such item ('all').
+ */
 export function crossAttentionLayout(layout: MaskLayout, options: CrossAttentionMaskOptions): CrossAttentionLayout {
   const { batchSize: B, length: T } = layout;
   const N = options.tokensPerItem;

@@ -18,6 +18,10 @@ import {
 } from './segments';
 import { layoutTargets, type LayoutTargets } from './targets';
 
+/**
+ * Options of the packer ({@link layoutSequences}, {@link packSequences}): modalities, placeholders, padding,
+ * positions and attention rules.
+ */
 export interface PackOptions {
   /** Modality names in routing order (tokenModality k is the k-th, 0 is text), or a registry. */
   modalities: readonly string[] | ModalityRegistry;
@@ -26,6 +30,7 @@ export interface PackOptions {
    * samples (default: padId). It must be a valid row of the text embedding table.
    */
   placeholderIds?: Readonly<Record<string, number>>;
+  /** How placeholder ids in token samples stand for items (default 'auto'). */
   placeholderMode?: PlaceholderMode;
   /** Id of padding positions (default 0). */
   padId?: number;
@@ -53,12 +58,15 @@ export const TOKEN_KIND = { pad: 0, text: 1, marker: 2, features: 3, codes: 4, l
 
 /** A media item as placed in the batch. */
 export interface PlacedMedia {
+  /** Batch row. */
   row: number;
   /** Order among the row's media items. */
   indexInRow: number;
+  /** Modality name. */
   modality: string;
   /** Its tokenModality value. */
   routingIndex: number;
+  /** How the item enters the model. */
   kind: MediaKind;
   /** First position (padded coordinates). For `cross`: the first marker, or where the next token sits. */
   start: number;
@@ -66,33 +74,50 @@ export interface PlacedMedia {
   length: number;
   /** Index among the batch's items of the same modality and kind, in batch order: the order of their features. */
   sourceIndex: number;
+  /** Whether its positions are trained (latents) or it is part of the answer. */
   trained: boolean;
+  /** Grid of its positions, when it has one. */
   grid?: MediaGrid;
+  /** Its discrete codes (kind `codes`). */
   codes?: number[];
 }
 
 /** Items whose rows are spliced from one caller-supplied source (features, latents or code embeddings). */
 export interface SpliceSource {
+  /** Modality name. */
   modality: string;
+  /** Which caller-supplied tensor the rows come from. */
   kind: 'features' | 'latents' | 'codes';
+  /** The items, in source order. */
   items: PlacedMedia[];
   /** Total rows (sum of item lengths). */
   rows: number;
 }
 
+/**
+ * The packer's plain-JS result: a padded [B, T] grid with, per position, its id, modality, kind, trained flag,
+ * positions and embedding source, plus the media items and targets. {@link SequenceBatch} makes the tensors from it.
+ */
 export interface SequenceLayout {
+  /** Rows B. */
   batchSize: number;
   /** Padded length T. */
   length: number;
+  /** Modality names in routing order (tokenModality k is the k-th, 0 is text). */
   modalityNames: string[];
+  /** Side the padding is on. */
   padding: 'right' | 'left';
+  /** How position ids were assigned. */
   positionMode: PositionMode;
   /** Real tokens per row, and where they start (non-zero under left padding). */
   rowLengths: number[];
+  /** Where each row's real tokens start (non-zero under left padding). */
   rowStarts: number[];
   /** Flat [B*T] arrays, row-major. */
   inputIds: Int32Array;
+  /** Flat [B*T]: 0 text (and padding, markers), k the k-th of modalityNames. */
   tokenModality: Int32Array;
+  /** Flat [B*T]: a {@link TOKEN_KIND} code per position. */
   tokenKind: Uint8Array;
   /** 1 where the embedding comes from the text table (text, markers, unified codes, padding). */
   textVocab: Uint8Array;
@@ -100,6 +125,7 @@ export interface SequenceLayout {
   paddingMask: Uint8Array;
   /** The own segment's trained flag. */
   trained: Uint8Array;
+  /** Flat [B*T]: 1 on positions in the bidirectional prefix (prefix-LM). */
   prefix: Uint8Array;
   /** Bidirectional block id, -1 outside blocks. */
   block: Int32Array;
@@ -107,16 +133,21 @@ export interface SequenceLayout {
   codeIds: Int32Array;
   /** [B*T] for 1-D, or [3*B*T] laid out [3, B, T] for M-RoPE. */
   positions: Int32Array;
+  /** 1 for 1-D positions, 3 for M-RoPE. */
   positionRank: 1 | 3;
   /** Per row, the position id of the next appended token. */
   nextPositions: number[];
   /** Per position, how many of its row's media items start at or before it (OpenFlamingo's text_time). */
   mediaLocations: Int32Array;
+  /** Every media item, in batch order. */
   media: PlacedMedia[];
+  /** Splice sources (features, latents, code embeddings) the media rows come from. */
   sources: SpliceSource[];
   /** Per position: index into `sources` (-1: text table) and the row within that source. */
   spliceSource: Int32Array;
+  /** Flat [B*T]: row within the position's splice source (-1 for text). */
   spliceRow: Int32Array;
+  /** Per-head targets and loss masks. */
   targets: LayoutTargets;
 }
 
@@ -133,6 +164,10 @@ interface ResolvedSegment {
   label: string;
 }
 
+/**
+ * Lays out samples (segments or token samples with placeholders) into a {@link SequenceLayout}: placeholder expansion
+ * and checks, padding, positions, attention-rule arrays and targets, all in plain JS.
+ */
 export function layoutSequences(samples: readonly Sample[], options: PackOptions): SequenceLayout {
   if (samples.length === 0) throw new Error('packSequences: the batch is empty; pass at least one sample');
   const names = options.modalities instanceof ModalityRegistry ? options.modalities.names() : [...options.modalities];

@@ -6,17 +6,25 @@
  */
 import { gridSize, type MediaGrid } from './contract';
 
+/**
+ * How position ids are assigned: 'sequential' (1-D), 'shared' (every position of a media item gets one id, CogVLM) or
+ * 'mrope' (3-D, Qwen2-VL).
+ */
 export type PositionMode = 'sequential' | 'shared' | 'mrope';
 
 /** A contiguous stretch of a row: a text run or one media item. */
 export interface PositionSpan {
+  /** Positions in the span. */
   length: number;
+  /** Whether the span is a media item (text otherwise). */
   media: boolean;
+  /** The item's grid, used by 'mrope'. */
   grid?: MediaGrid;
   /** Names the item in errors, e.g. `image 2 (row 1)`. */
   label?: string;
 }
 
+/** Position ids of one row, from {@link rowPositions}. */
 export interface RowPositions {
   /** One array of `length` ids per axis: 1 axis, or 3 (temporal, height, width) for `mrope`. */
   axes: number[][];
@@ -24,6 +32,7 @@ export interface RowPositions {
   next: number;
 }
 
+/** Position ids for one packed row of spans under `mode`. */
 export function rowPositions(spans: readonly PositionSpan[], mode: PositionMode): RowPositions {
   const rank = mode === 'mrope' ? 3 : 1;
   const axes: number[][] = Array.from({ length: rank }, () => []);

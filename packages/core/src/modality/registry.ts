@@ -9,6 +9,10 @@ import { validateModality, type Modality } from './contract';
 
 type AnyModality = Modality<any, any, any>;
 
+/**
+ * Modality plugins keyed by name. Registration order fixes each modality's routing index in `tokenModality` (0 =
+ * text, k = the k-th registered).
+ */
 export class ModalityRegistry {
   private readonly byName = new Map<string, AnyModality>();
 
@@ -25,6 +29,7 @@ export class ModalityRegistry {
     }
   }
 
+  /** Adds a validated modality; throws when its name is already taken. Returns this. */
   register(modality: AnyModality): this {
     validateModality(modality);
     if (this.byName.has(modality.name)) {
@@ -34,6 +39,7 @@ export class ModalityRegistry {
     return this;
   }
 
+  /** Whether a modality called `name` is registered. */
   has(name: string): boolean {
     return this.byName.has(name);
   }
@@ -69,6 +75,7 @@ export class ModalityRegistry {
     return this.setTrainable(pattern, false);
   }
 
+  /** Makes parameters whose full name matches trainable again; returns how many. */
   unfreeze(pattern: NamePattern): number {
     return this.setTrainable(pattern, true);
   }

@@ -14,8 +14,10 @@ import { requirePath, type MediaGrid, type Modality, type ModalityPath } from '.
  */
 export type MediaKind = 'features' | 'codes' | 'latents' | 'cross';
 
+/** Every {@link MediaKind}. */
 export const MEDIA_KINDS: readonly MediaKind[] = ['features', 'codes', 'latents', 'cross'];
 
+/** A run of text token ids in a sample. */
 export interface TextSegment {
   /** Token ids. */
   text: number[];
@@ -25,7 +27,12 @@ export interface TextSegment {
   prefix?: boolean;
 }
 
+/**
+ * One media item in a sample: its modality, how it enters the model, and how many positions it occupies (see {@link
+ * mediaSegment}).
+ */
 export interface MediaSegment {
+  /** Name of its modality. */
   modality: string;
   /** Default `features`. */
   kind?: MediaKind;
@@ -42,11 +49,13 @@ export interface MediaSegment {
    * both); meaningless for `features` and `cross`.
    */
   trained?: boolean;
+  /** Part of the bidirectional prefix (prefix-LM); overrides the `prefixLM` rule for this row. */
   prefix?: boolean;
   /** Attend bidirectionally inside this item; default from the packer's `bidirectionalMedia`. */
   bidirectional?: boolean;
 }
 
+/** A text run or a media item. */
 export type Segment = TextSegment | MediaSegment;
 
 /**
@@ -54,18 +63,23 @@ export type Segment = TextSegment | MediaSegment;
  * plus the media items in order of appearance.
  */
 export interface TokenSample {
+  /** Token ids, with placeholder ids where media items go. */
   ids: number[];
+  /** The media items, in order of appearance. */
   media: MediaSegment[];
   /** Per id: trained or not (default all trained). */
   trained?: boolean[];
 }
 
+/** One packer input: a list of segments, or token ids with placeholders. */
 export type Sample = Segment[] | TokenSample;
 
+/** Whether a segment is a media item. */
 export function isMediaSegment(segment: Segment): segment is MediaSegment {
   return (segment as MediaSegment).modality !== undefined;
 }
 
+/** Whether a sample is given as token ids with placeholders (rather than segments). */
 export function isTokenSample(sample: Sample): sample is TokenSample {
   return !Array.isArray(sample);
 }

@@ -8,6 +8,7 @@ import { attentionBiasValues } from './attention-bias';
 import { crossAttentionMask, type CrossAttentionMask, type CrossAttentionMaskOptions } from './cross-attention-mask';
 import type { PlacedMedia, SequenceLayout } from './layout';
 
+/** Targets of one autoregressive head (tensors owned by the batch). */
 export interface HeadTargets {
   /** int32 [B, T]: the class position t predicts (0 where masked). */
   ids: tf.Tensor2D;
@@ -15,6 +16,7 @@ export interface HeadTargets {
   mask: tf.Tensor2D;
 }
 
+/** Targets of the diffusion latents of one modality (tensors owned by the batch). */
 export interface LatentTargets {
   /** float32 [B, T]: 1 on trained latent positions (no shift). */
   mask: tf.Tensor2D;
@@ -24,7 +26,9 @@ export interface LatentTargets {
   trained: tf.Tensor1D;
 }
 
+/** Every head's targets (tensors owned by the batch). */
 export interface SequenceTargets {
+  /** Next text token (text, and codes of modalities in the text vocabulary). */
   text: HeadTargets;
   /** Per modality with its own code head (Janus); empty when codes share the text vocabulary. */
   codes: Record<string, HeadTargets>;
@@ -32,7 +36,12 @@ export interface SequenceTargets {
   latents: Record<string, LatentTargets>;
 }
 
+/**
+ * A packed batch as tensors: ids, spliced embeddings, routing, positions, attention bias, padding mask, media
+ * locations and targets, made from a {@link SequenceLayout}. It owns every tensor: call `dispose()` when done.
+ */
 export class SequenceBatch {
+  /** The plain-JS layout the tensors were made from. */
   readonly layout: SequenceLayout;
   /** int32 [B, T]: text ids; media positions hold their placeholder id, padding the pad id. */
   readonly inputIds: tf.Tensor2D;
@@ -48,6 +57,7 @@ export class SequenceBatch {
   readonly paddingMask: tf.Tensor2D;
   /** int32 [B, T]: how many of the row's media items start at or before each position. */
   readonly mediaLocations: tf.Tensor2D;
+  /** Per-head targets and loss masks. */
   readonly targets: SequenceTargets;
   private disposed = false;
 
@@ -86,6 +96,7 @@ export class SequenceBatch {
     };
   }
 
+  /** Rows B. */
   get batchSize(): number {
     return this.layout.batchSize;
   }
@@ -133,10 +144,12 @@ export class SequenceBatch {
     ];
   }
 
+  /** True after `dispose()`. */
   get isDisposed(): boolean {
     return this.disposed;
   }
 
+  /** Frees every tensor the batch owns (embeddings included); safe to call twice. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ItemFeatures } from './contract';
 import type { SequenceLayout, SpliceSource } from './layout';
 
+/** Inputs of {@link spliceEmbeddings}: how to embed text, and the media tensors to splice in. */
 export interface SpliceInputs {
   /** ids int32 [B, T] -> [B, T, D], e.g. the LLM's embedding table. Placeholder rows are discarded. */
   embedText: (ids: tf.Tensor2D) => tf.Tensor;

@@ -6,6 +6,7 @@
 import type { SequenceLayout } from './layout';
 import { TOKEN_KIND } from './layout';
 
+/** Targets of one autoregressive head as flat arrays. */
 export interface HeadTargetArrays {
   /** [B*T]; 0 where the mask is 0, so it is always a valid class index. */
   ids: Int32Array;
@@ -13,6 +14,7 @@ export interface HeadTargetArrays {
   mask: Float32Array;
 }
 
+/** Diffusion-latent targets of one modality as flat arrays. */
 export interface LatentTargetArrays {
   /** [B*T]; 1 on trained latent positions. */
   mask: Float32Array;
@@ -22,6 +24,7 @@ export interface LatentTargetArrays {
   trained: Float32Array;
 }
 
+/** Every head's targets as flat arrays. */
 export interface LayoutTargets {
   /** Next text token (text, and codes of modalities in the text vocabulary). */
   text: HeadTargetArrays;
@@ -31,6 +34,10 @@ export interface LayoutTargets {
   latents: Record<string, LatentTargetArrays>;
 }
 
+/**
+ * Per-head targets and loss masks of a layout: autoregressive heads shifted (position t predicts t+1), latents
+ * unshifted.
+ */
 export function layoutTargets(layout: Omit<SequenceLayout, 'targets'>): LayoutTargets {
   const { batchSize: B, length: T } = layout;
   const size = B * T;

@@ -71,7 +71,7 @@ export interface AttentionForwardOptions {
  * and added to the heads' output. With a zero gate the layer's output is exactly the plain one.
  */
 export interface AttentionAdapter {
-  /** [B or 1, Hkv, P, Dh]: already projected (and QK-normed if the layer norms keys); no RoPE. */
+  /** Shape [B or 1, Hkv, P, Dh]: already projected (and QK-normed if the layer norms keys); no RoPE. */
   keys: tf.Tensor;
   /** [B or 1, Hkv, P, Dh]. */
   values: tf.Tensor;
