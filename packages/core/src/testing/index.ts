@@ -6,3 +6,4 @@ export { Rng } from '../runtime/random';
 export { findTorchPython, runTorchScript, torchAvailable } from './torch';
 export { FULL_FUZZ_RUNS, fuzzRuns, fuzzTimeout } from './fuzz';
 export { runCrashHarness, crashBudget, crashSummary, runCrashChild, acknowledgeSave, armCrashPoints, saveLeftovers, type CrashHarnessOptions, type CrashReport } from './crash';
+export { HubTestServer, startHubTestServer, type HubTestCommitOptions, type HubTestRequest } from './hub-server';
