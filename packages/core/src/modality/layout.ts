@@ -53,7 +53,10 @@ export interface PackOptions {
   unifiedVocab?: Readonly<Record<string, number>>;
 }
 
-/** Per-position kind codes in `SequenceLayout.tokenKind`. */
+/**
+ * Per-position kind codes in `SequenceLayout.tokenKind`: padding, text, a cross-attended item's marker text, and
+ * the three in-sequence {@link MediaKind}s (features, codes, latents).
+ */
 export const TOKEN_KIND = { pad: 0, text: 1, marker: 2, features: 3, codes: 4, latents: 5 } as const;
 
 /** A media item as placed in the batch. */

@@ -11,8 +11,10 @@ import { cpuSnapshot, usableCores } from './core-capacity';
 import { describeThreadPolicy, installThreadPolicy, threadPolicyStatus } from './thread-policy';
 import { withoutAddedProcessHandlers } from './process-handlers';
 
+/** The TensorFlow.js backends Chimera can start: tfjs-node ('tensorflow'), 'wasm' or 'cpu'. */
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
+/** Options of {@link initBackend}. */
 export interface InitBackendOptions {
   /** Use exactly this backend; fail if it cannot start instead of falling back. */
   backend?: BackendName;
@@ -34,7 +36,9 @@ export interface InitBackendOptions {
   threads?: number | 'auto';
 }
 
+/** What {@link initBackend} started, and why. */
 export interface BackendReport {
+  /** The backend now active. */
   backend: BackendName;
   /** One line per backend tried, in order: why it was chosen or skipped. */
   reasons: string[];

@@ -13,11 +13,13 @@ import { COMPARISONS, makeBroadcastCompare } from './wasm-compare';
 import { makeConv2DBackpropFilter, makeConv2DBackpropInput, makeDepthwiseBackpropFilter, makeDepthwiseBackpropInput, wasmConvAccessible } from './conv-gradients';
 import { makePanelTranspose } from './wasm-transpose';
 
+/** One fast path: a kernel or gradient replaced by a faster one that computes the same numbers. */
 export interface FastPathInfo {
   /** Short stable id, as listed in BackendReport.fastPaths and accepted by initBackend({ fastPaths: [...] }). */
   id: string;
   /** Backends whose kernels it replaces; 'all' for a gradient (gradients are shared by every backend). */
   backends: readonly string[] | 'all';
+  /** What it replaces and how, in one line. */
   description: string;
 }
 

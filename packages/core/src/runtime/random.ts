@@ -46,10 +46,12 @@ export class Rng {
     return items;
   }
 
+  /** The generator's 32-bit state (save it to resume the same sequence). */
   getState(): number {
     return this.state;
   }
 
+  /** Restores a state from {@link Rng.getState}. */
   setState(state: number): void {
     this.state = state >>> 0;
   }

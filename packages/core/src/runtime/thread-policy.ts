@@ -97,10 +97,15 @@ export function worthParallel(kernelName: string, inputs: Record<string, tf.Tens
   return (flops ?? 0) >= MIN_PARALLEL_FLOPS || (elements ?? 0) >= MIN_PARALLEL_ELEMENTS;
 }
 
+/**
+ * 'adaptive' drops large operations to one thread while other processes keep cores busy; 'fixed' always uses the
+ * whole pool.
+ */
 export type ThreadMode = 'adaptive' | 'fixed';
 
 /** What the policy is doing (for reports, benchmarks and tests). */
 export interface ThreadPolicyStatus {
+  /** The policy in force. */
   mode: ThreadMode;
   /** Threads in the pool. */
   poolSize: number;
@@ -112,6 +117,7 @@ export interface ThreadPolicyStatus {
   cores: number;
   /** Measurements taken and changes of `threads` since the policy was installed. */
   checks: number;
+  /** Changes of `threads` since the policy was installed. */
   switches: number;
   /** Whether the pool's workers sleep after a short spin (wasm-threads.ts); false: pthreadpool's own 1.5 ms spin. */
   spinShortened: boolean;

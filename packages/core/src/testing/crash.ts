@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rng } from '../runtime/random';
 
+/** Options of {@link runCrashHarness}: the child script, its target, how to verify a load, and how many kills. */
 export interface CrashHarnessOptions {
   /** The child script (`node script <target> <version>`); it calls runCrashChild. */
   script: string;
@@ -39,6 +40,7 @@ export interface CrashHarnessOptions {
   env?: Record<string, string>;
 }
 
+/** What {@link runCrashHarness} observed; `failures` is empty when the save path is crash-safe. */
 export interface CrashReport {
   /** Children killed in total. */
   kills: number;
@@ -54,7 +56,8 @@ export interface CrashReport {
 
 /**
  * Random kills a crash test runs per save path: CHIMERA_CRASH_KILLS when set (`npm run crash` sets 50), else
- * `reduced` (CI's count). With the full count every write point is killed too (`sweepStride` 1).
+ * `reduced` (CI's count). With the full count every write point is killed too (`sweepStride` 1); `full` says
+ * which count applies.
  */
 export function crashBudget(reduced: { randomKills: number; sweepStride: number }): { randomKills: number; sweepStride: number; full: boolean } {
   const raw = process.env.CHIMERA_CRASH_KILLS;

@@ -5,19 +5,25 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../runtime/random';
 
+/** Options of {@link gradCheck} and {@link gradCheckVariables}. */
 export interface GradCheckOptions {
   /** Finite-difference step (default 1e-2). */
   eps?: number;
   /** Tolerance: |analytic - numeric| <= atol + rtol * |numeric| (defaults 5e-3, 2e-2). */
   atol?: number;
+  /** Relative part of the tolerance (default 2e-2). */
   rtol?: number;
   /** Coordinates checked per tensor, chosen at random (default 24); all when the tensor is smaller. */
   maxCoords?: number;
+  /** Seed of the random choice of coordinates. */
   seed?: number;
 }
 
+/** What a passing gradient check measured. */
 export interface GradCheckReport {
+  /** Coordinates compared. */
   checked: number;
+  /** Largest |analytic - numeric| seen. */
   maxAbsError: number;
 }
 

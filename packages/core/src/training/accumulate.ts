@@ -48,6 +48,7 @@ export class GradientAccumulator {
     this.added = 0;
   }
 
+  /** Frees the sums; same as `reset()`. */
   dispose(): void {
     this.reset();
   }
@@ -59,9 +60,14 @@ export class GradientAccumulator {
   }
 }
 
+/**
+ * Result of {@link accumulateGradients}: the loss, each micro-batch's loss, and the summed or averaged gradients
+ * (owned by the caller).
+ */
 export interface AccumulatedGradients {
   /** Mean (or sum, with reduction 'sum') of the micro-batch losses. */
   loss: number;
+  /** Loss of each micro-batch, in order. */
   microLosses: number[];
   /** Gradients keyed by tf variable name; the caller owns them. */
   grads: Record<string, tf.Tensor>;

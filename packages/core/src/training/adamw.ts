@@ -11,11 +11,15 @@ import type { LearningRateSchedule } from './schedules';
 /** Says whether a parameter receives weight decay. */
 export type WeightDecayFilter = (name: string, shape: readonly number[]) => boolean;
 
+/** Options of {@link AdamW}; the defaults are torch.optim.AdamW's. */
 export interface AdamWOptions {
   /** A fixed rate or a schedule of the step (default 1e-3, PyTorch's default). */
   learningRate?: number | LearningRateSchedule;
+  /** Decay of the first moment (default 0.9). */
   beta1?: number; // default 0.9
+  /** Decay of the second moment (default 0.999). */
   beta2?: number; // default 0.999
+  /** Added to the denominator (default 1e-8). */
   eps?: number; // default 1e-8
   /** Decoupled decay coefficient (default 0.01, PyTorch's default). */
   weightDecay?: number;
@@ -67,10 +71,18 @@ export function defaultWeightDecayFilter(name: string, shape: readonly number[])
 /** Parameters given as a Module (its trainable parameters), name/variable pairs, or a name -> variable record. */
 export type NamedVariables = Module | Iterable<[string, tf.Variable]> | Record<string, tf.Variable>;
 
+/**
+ * AdamW over named tf.Variables, matching torch.optim.AdamW (amsgrad off) including bias correction and per-parameter
+ * step counts. Its moments are named per parameter so they can be checkpointed; call `dispose()` to free them.
+ */
 export class AdamW {
+  /** Decay of the first moment. */
   readonly beta1: number;
+  /** Decay of the second moment. */
   readonly beta2: number;
+  /** Added to the denominator. */
   readonly eps: number;
+  /** Decoupled weight decay coefficient. */
   readonly weightDecay: number;
   private readonly schedule: LearningRateSchedule;
   private readonly slots: ParamSlot[] = [];
@@ -126,6 +138,7 @@ export class AdamW {
     return this.schedule(step);
   }
 
+  /** Names of the parameters it updates, in registration order. */
   parameterNames(): string[] {
     return this.slots.map((s) => s.name);
   }

@@ -18,9 +18,13 @@ import { loadSafetensors, saveSafetensors, writeFileAtomic } from '../weights/sa
 import { ownedSuffix, ownerOf, processIsAlive } from '../weights/save-lock';
 import type { AdamW, AdamWState } from './adamw';
 
+/** File names inside a training checkpoint folder. */
 export const CHECKPOINT_FILES = {
+  /** Trainable parameters and buffers. */
   model: 'model.safetensors',
+  /** AdamW moments. */
   optimizer: 'optimizer.safetensors',
+  /** The {@link TrainerState}, written last (its presence marks a complete checkpoint). */
   trainer: 'trainer.json',
 } as const;
 
@@ -36,7 +40,9 @@ export interface TrainerState {
   step: number;
   /** The global RNG state (globalRandom().getState()) when the checkpoint was taken. */
   rngState: number;
+  /** Steps skipped so far because the loss or gradient norm was not finite. */
   skippedSteps: number;
+  /** Skipped steps in a row up to `step`. */
   consecutiveSkips: number;
   /** The schedule's rate at `step` (informational: schedules are pure functions of the step). */
   learningRate: number;
@@ -50,22 +56,33 @@ interface TrainerStateFile extends TrainerState {
   savedAt: string;
 }
 
+/** The objects a training checkpoint is saved from and loaded into. */
 export interface CheckpointParts {
+  /** The model whose trainable parameters and buffers are saved. */
   model: Module;
+  /** The optimizer whose moments are saved. */
   optimizer: AdamW;
 }
 
 /** A checkpoint read into memory and checked, not yet applied. `dispose()` frees it; `apply` applies it. */
 export interface ReadCheckpoint {
+  /** The checkpoint folder. */
   dir: string;
+  /** Its trainer state. */
   state: TrainerState;
   /** Copies the weights and moments into the model and optimizer it was checked against; then frees itself. */
   apply(): void;
+  /** Frees the tensors read without applying them. */
   dispose(): void;
 }
 
 /** Thrown when a checkpoint's files cannot be read or are not a valid checkpoint (as opposed to not fitting the model). */
 export class CheckpointDamagedError extends Error {
+  /**
+   * @param message What is wrong.
+   * @param dir The checkpoint folder.
+   * @param options The underlying error, if any.
+   */
   constructor(
     message: string,
     readonly dir: string,
@@ -249,7 +266,8 @@ export function checkpointDirName(step: number): string {
 
 /**
  * Complete checkpoints under `root` (folders step-N holding trainer.json), oldest first. Finishes saves that
- * were interrupted after their commit point and removes what killed saves and prunes left behind.
+ * were interrupted after their commit point and removes what killed saves and prunes left behind. Each entry is
+ * the checkpoint's step and its folder path.
  */
 export async function listCheckpoints(root: string): Promise<{ step: number; dir: string }[]> {
   const entries = await fs.readdir(root, { withFileTypes: true }).catch(() => null);

@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+/** Result of {@link clipByGlobalNorm}. */
 export interface ClipResult {
   /** New tensors the caller owns (dispose them); unscaled copies when no clipping was needed. */
   grads: Record<string, tf.Tensor>;

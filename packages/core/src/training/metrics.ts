@@ -25,7 +25,9 @@ export interface StepMetrics {
   timestamp: number;
 }
 
+/** Appends one JSON line per step ({@link StepMetrics}) to a file, flushed as it happens. */
 export class MetricsLog {
+  /** The JSONL file. */
   readonly path: string;
 
   /**
@@ -43,6 +45,7 @@ export class MetricsLog {
     }
   }
 
+  /** Appends one step's metrics (non-finite numbers become null). */
   write(metrics: StepMetrics): void {
     // JSON.stringify writes NaN and Infinity as null.
     appendFileSync(this.path, `${JSON.stringify(metrics)}\n`);

@@ -6,11 +6,15 @@
 
 /** The slice of a stream the display needs; process.stderr fits. */
 export interface ProgressStream {
+  /** True on an interactive terminal. */
   isTTY?: boolean;
+  /** Terminal width (missing or 0 means unknown). */
   columns?: number;
+  /** Writes text as is. */
   write(text: string): unknown;
 }
 
+/** Options of {@link ProgressDisplay}. */
 export interface ProgressOptions {
   /** Total steps of the run. */
   total: number;
@@ -18,16 +22,23 @@ export interface ProgressOptions {
   start?: number;
   /** true/false forces the display on or off; 'auto' (default) follows the TTY / CI rule. */
   enabled?: boolean | 'auto';
+  /** Where to draw (default process.stderr). */
   stream?: ProgressStream;
+  /** Environment for the CI rule (default process.env). */
   env?: Record<string, string | undefined>;
   /** Minimum milliseconds between redraws (default 100). */
   minIntervalMs?: number;
+  /** Name at the start of the line (default 'train'). */
   label?: string;
 }
 
+/** Optional values shown after the bar. */
 export interface ProgressFields {
+  /** Latest loss (null when not finite). */
   loss?: number | null;
+  /** Current learning rate. */
   lr?: number;
+  /** Skipped steps so far. */
   skipped?: number;
 }
 
@@ -38,7 +49,9 @@ export function progressWanted(stream: ProgressStream, env: Record<string, strin
   return stream.isTTY === true && !onCi;
 }
 
+/** A one-line progress bar redrawn in place, drawn only on an interactive terminal outside CI (or when forced). */
 export class ProgressDisplay {
+  /** Whether it draws at all. */
   readonly enabled: boolean;
   private readonly stream: ProgressStream;
   private readonly total: number;

@@ -7,11 +7,13 @@
 /** Learning rate for a 0-based step. Must be pure: the same step always gives the same rate. */
 export type LearningRateSchedule = (step: number) => number;
 
+/** Options of {@link constantSchedule}. */
 export interface ConstantScheduleOptions {
   /** Ramp linearly up to `learningRate` over this many steps first (default 0). */
   warmupSteps?: number;
 }
 
+/** A constant learning rate, after an optional linear warmup from 0. */
 export function constantSchedule(learningRate: number, options: ConstantScheduleOptions = {}): LearningRateSchedule {
   checkRate('constantSchedule', 'learningRate', learningRate);
   const warmupSteps = checkSteps('constantSchedule', 'warmupSteps', options.warmupSteps ?? 0);
@@ -21,6 +23,7 @@ export function constantSchedule(learningRate: number, options: ConstantSchedule
   };
 }
 
+/** Options of {@link warmupCosineSchedule}. */
 export interface WarmupCosineOptions {
   /** The rate reached at the end of warmup. */
   peak: number;

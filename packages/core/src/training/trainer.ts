@@ -27,6 +27,7 @@ import { clipByGlobalNorm, globalNorm } from './clip';
 import { MetricsLog, type StepMetrics } from './metrics';
 import { ProgressDisplay } from './progress';
 
+/** Where in the run a loss call is. */
 export interface StepContext {
   /** The 0-based optimizer step. */
   step: number;
@@ -34,6 +35,7 @@ export interface StepContext {
   microStep: number;
 }
 
+/** When and where the {@link Trainer} saves training checkpoints. */
 export interface CheckpointOptions {
   /** Root folder; each checkpoint is a subfolder `step-00000100`. */
   dir: string;
@@ -43,7 +45,12 @@ export interface CheckpointOptions {
   keepLast?: number;
 }
 
+/**
+ * Options of {@link Trainer}: the model, its loss, the batches as a function of the step, the optimizer and what to
+ * record.
+ */
 export interface TrainerOptions<M extends Module, B> {
+  /** The model to train; the caller keeps and disposes it. */
   model: M;
   /** Scalar loss of the model on a batch. Runs under tf.variableGrads; tensors it makes are freed for you. */
   loss: (model: M, batch: B, context: StepContext) => tf.Scalar;
@@ -71,14 +78,17 @@ export interface TrainerOptions<M extends Module, B> {
   progress?: boolean | 'auto';
   /** The progress line's name, e.g. a stage of a multi-stage recipe (default 'train'). */
   progressLabel?: string;
+  /** Save training checkpoints (weights, moments, step, RNG state) for exact resumption. */
   checkpoint?: CheckpointOptions;
   /** Called after every step with its metrics. */
   onStep?: (metrics: StepMetrics) => void;
 }
 
+/** What {@link Trainer.fit} did. */
 export interface FitResult {
   /** Steps completed in total (the trainer's step after fit). */
   step: number;
+  /** Steps skipped in total because the loss or gradient norm was not finite. */
   skippedSteps: number;
   /** Metrics of the steps this call ran. */
   history: StepMetrics[];
@@ -86,6 +96,11 @@ export interface FitResult {
 
 /** Thrown when too many consecutive steps had a non-finite loss or gradient norm. */
 export class TrainingDivergedError extends Error {
+  /**
+   * @param message What happened and what to try.
+   * @param step The step at which training stopped.
+   * @param consecutiveSkips Non-finite steps in a row.
+   */
   constructor(
     message: string,
     readonly step: number,
@@ -96,8 +111,15 @@ export class TrainingDivergedError extends Error {
   }
 }
 
+/**
+ * The training loop: AdamW with optional clipping and gradient accumulation, skipping non-finite steps, metrics
+ * JSONL, a progress line, and checkpoints that resume to the identical loss curve (batches are a function of the
+ * step).
+ */
 export class Trainer<M extends Module, B> {
+  /** The model being trained (the caller's). */
   readonly model: M;
+  /** The optimizer (built by the trainer from options, or the caller's). */
   readonly optimizer: AdamW;
   private readonly options: TrainerOptions<M, B>;
   private readonly ownsOptimizer: boolean;
@@ -147,6 +169,7 @@ export class Trainer<M extends Module, B> {
     return this.currentStep;
   }
 
+  /** Steps skipped so far because the loss or gradient norm was not finite. */
   get skipped(): number {
     return this.skippedSteps;
   }

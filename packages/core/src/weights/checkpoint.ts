@@ -14,11 +14,13 @@ import { loadShardedSafetensors, saveShardedSafetensors } from './sharded';
 /** Metadata key recording what a checkpoint holds: 'full' or 'trainable'. */
 export const CHECKPOINT_KIND_KEY = 'chimera.checkpoint';
 
+/** Options of {@link saveCheckpoint}. */
 export interface SaveCheckpointOptions extends SaveSafetensorsOptions {
   /** Save only trainable parameters (plus `include`); frozen parameters and buffers are left out. */
   trainableOnly?: boolean;
   /** With trainableOnly: more state-dict keys to keep, e.g. buffers updated during training (EMA codebooks). */
   include?: NamePattern;
+  /** String metadata written into the file header(s). */
   metadata?: Record<string, string>;
   /** Shard size bound when `path` is a directory (see saveShardedSafetensors). */
   maxShardBytes?: number;
@@ -26,6 +28,7 @@ export interface SaveCheckpointOptions extends SaveSafetensorsOptions {
   remap?: RemapTable;
 }
 
+/** Options of {@link loadCheckpoint}. */
 export interface LoadCheckpointOptions {
   /** Every module key must be present and no extra keys given (default true). */
   strict?: boolean;

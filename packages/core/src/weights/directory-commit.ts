@@ -37,6 +37,7 @@ interface CommitRecord {
   remove: string[];
 }
 
+/** Options of {@link commitDirectory}. */
 export interface CommitDirectoryOptions {
   /**
    * Names of files already in the folder that the new version makes stale (old shards, an index the new

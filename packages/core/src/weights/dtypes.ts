@@ -22,11 +22,13 @@ export const SAFETENSORS_DTYPES = [
   'I64',
   'U64',
 ] as const;
+/** A dtype name of the safetensors format ('F32', 'BF16', 'I64', ...). */
 export type SafetensorsDtype = (typeof SAFETENSORS_DTYPES)[number];
 
 /** The dtypes this library can write: floats as F32/F16/BF16, ints as I32/I64, bools as BOOL. */
 export type WritableDtype = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'BOOL';
 
+/** Bytes per element of every safetensors dtype. */
 export const DTYPE_BYTES: Readonly<Record<SafetensorsDtype, number>> = {
   BOOL: 1,
   U8: 1,

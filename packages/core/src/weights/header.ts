@@ -12,6 +12,7 @@ import { DTYPE_BYTES, isSafetensorsDtype, SAFETENSORS_DTYPES, type SafetensorsDt
 
 /** Any problem with safetensors bytes or files: corrupt, truncated, unsupported or not encodable. */
 export class SafetensorsError extends Error {
+  /** Always 'SafetensorsError'. */
   override name = 'SafetensorsError';
 }
 
@@ -24,18 +25,25 @@ export const MAX_HEADER_BYTES = 100_000_000;
  */
 export const MAX_HEADER_NESTING = 128;
 
+/** One tensor's entry in a safetensors header. */
 export interface TensorEntry {
+  /** Tensor name. */
   name: string;
+  /** File dtype. */
   dtype: SafetensorsDtype;
+  /** Shape. */
   shape: number[];
   /** Offsets in the data section, end exclusive. */
   begin: number;
+  /** End offset in the data section (exclusive). */
   end: number;
 }
 
+/** A parsed and validated safetensors header. */
 export interface SafetensorsHeader {
   /** Entries in file order (sorted by offset). */
   entries: TensorEntry[];
+  /** The `__metadata__` strings (empty when absent). */
   metadata: Record<string, string>;
   /** Byte offset of the data section in the file: 8 + header length. */
   dataStart: number;

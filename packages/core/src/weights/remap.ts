@@ -22,17 +22,30 @@ import { setOwn } from './header';
  */
 export type Layout = 'linear' | 'conv1d' | 'conv2d' | 'convTranspose2d' | readonly number[];
 
+/**
+ * One rule of a {@link RemapTable}: an external key pattern, the internal key it maps to, and the layout change
+ * between them.
+ */
 export interface RemapRule {
   /** The key in the external checkpoint: exact name, `{placeholder}` template, or RegExp. */
   external: string | RegExp;
   /** The key in the Chimera state dict: exact name or template (placeholders, or `$1` after a RegExp). */
   internal: string;
+  /**
+   * Axis change between the external (PyTorch) and internal tensor, e.g. 'linear' for [out, in] -> [in, out]; none
+   * copies as is.
+   */
   layout?: Layout;
   /** For a RegExp rule used in export: matches internal keys and builds the external one. */
   inverse?: { internal: RegExp; external: string };
 }
 
+/**
+ * A key-remap table between an external checkpoint layout (e.g. HF) and Chimera's state-dict names; used in both
+ * directions.
+ */
 export interface RemapTable {
+  /** Rules, tried in order; the first match wins. */
   rules: readonly RemapRule[];
   /** External keys dropped on import (e.g. `**.rotary_emb.inv_freq`): glob, RegExp or predicate. */
   ignoreExternal?: readonly NamePattern[];
@@ -42,16 +55,22 @@ export interface RemapTable {
   unmatched?: 'error' | 'drop' | 'keep';
 }
 
+/** 'import' maps external keys to internal ones, 'export' the reverse. */
 export type RemapDirection = 'import' | 'export';
 
+/** One key mapping of a {@link RemapPlan}. */
 export interface RemapEntry {
+  /** Key in the source dict. */
   source: string;
+  /** Key it becomes. */
   target: string;
   /** Permutation to apply, or null to copy as is. */
   permutation: number[] | null;
 }
 
+/** The result of {@link planRemap}: which key becomes which, and what is dropped. */
 export interface RemapPlan {
+  /** Mappings in source order. */
   entries: RemapEntry[];
   /** Source keys dropped by ignore patterns (or by `unmatched: 'drop'`). */
   dropped: string[];
@@ -65,6 +84,7 @@ const LAYOUT_IMPORT_PERMUTATIONS: Record<'linear' | 'conv1d' | 'conv2d' | 'convT
   convTranspose2d: [2, 3, 1, 0],
 };
 
+/** The axis permutation of a layout for `direction` (import: PyTorch -> Chimera; export: its inverse). */
 export function layoutPermutation(layout: Layout, direction: RemapDirection): number[] {
   const forward = typeof layout === 'string' ? LAYOUT_IMPORT_PERMUTATIONS[layout] : [...layout];
   if (!forward) {
@@ -269,6 +289,7 @@ export function planRemap(names: readonly string[], table: RemapTable, direction
   return { entries, dropped };
 }
 
+/** Options of {@link remapStateDict}. */
 export interface RemapOptions {
   /** Dispose each source tensor once its target is made (saves memory on big checkpoints). */
   disposeSource?: boolean;

@@ -29,12 +29,15 @@ import {
 export { writeFileAtomic } from './atomic';
 export { SafetensorsError } from './header';
 
+/** Tensors and metadata read from safetensors. */
 export interface SafetensorsContents {
   /** Owned by the caller: dispose them. */
   tensors: Record<string, tf.Tensor>;
+  /** The header's `__metadata__` strings. */
   metadata: Record<string, string>;
 }
 
+/** How tensors are encoded when saved. */
 export interface SaveSafetensorsOptions {
   /** File dtype for float32 tensors (default F32). F16/BF16 round to nearest even. */
   floatDtype?: 'F32' | 'F16' | 'BF16';
@@ -44,6 +47,7 @@ export interface SaveSafetensorsOptions {
   dtypes?: Record<string, WritableDtype>;
 }
 
+/** Options of {@link loadSafetensors}. */
 export interface LoadSafetensorsOptions {
   /** Decode only these tensors (the header is still validated in full). A name not in the file is an error. */
   names?: readonly string[];

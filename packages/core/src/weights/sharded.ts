@@ -22,6 +22,7 @@ import {
   type SaveSafetensorsOptions,
 } from './safetensors';
 
+/** Options of {@link saveShardedSafetensors}. */
 export interface SaveShardedOptions extends SaveSafetensorsOptions {
   /** Upper bound on a shard's tensor bytes (default 5 GB, HF's default). A larger tensor gets a shard alone. */
   maxShardBytes?: number;
@@ -31,6 +32,7 @@ export interface SaveShardedOptions extends SaveSafetensorsOptions {
   prefix?: string;
 }
 
+/** What a sharded save wrote. */
 export interface ShardedSaveResult {
   /** Shard file names (relative to the directory), in order. */
   files: string[];
@@ -40,14 +42,18 @@ export interface ShardedSaveResult {
   totalSize: number;
 }
 
+/** A parsed `model.safetensors.index.json`. */
 export interface SafetensorsIndex {
+  /** Tensor name -> shard file name. */
   weightMap: Record<string, string>;
   /** The index's metadata, total_size included (as HF writes it, a number). */
   metadata: Record<string, unknown>;
 }
 
+/** Default shard size bound: 5 GB, as HF. */
 export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
 
+/** `<prefix>.safetensors.index.json`, the index file name HF uses. */
 export function indexFileName(prefix = 'model'): string {
   return `${prefix}.safetensors.index.json`;
 }
@@ -57,7 +63,10 @@ function shardFileName(prefix: string, index: number, count: number): string {
   return `${prefix}-${pad(index + 1)}-of-${pad(count)}.safetensors`;
 }
 
-/** Splits tensors into shards, in insertion order, each at most maxShardBytes (HF's greedy rule). */
+/**
+ * Splits tensors into shards, in insertion order, each at most maxShardBytes (HF's greedy rule). Returns the tensor
+ * names of each shard and the total tensor bytes.
+ */
 export function planShards(
   tensors: Record<string, tf.Tensor>,
   maxShardBytes: number,
@@ -184,9 +193,11 @@ function isPlainFileName(file: string): boolean {
   return file.length > 0 && file !== '.' && file !== '..' && !/[\\/]/.test(file) && !file.includes('\0');
 }
 
+/** Options of {@link loadShardedSafetensors}. */
 export interface LoadShardedOptions {
   /** Load only these tensors (every shard is still validated). */
   names?: readonly string[];
+  /** File name stem (default 'model'). */
   prefix?: string;
 }
 
