@@ -179,6 +179,10 @@ export type VisionModality = Modality<ImageInput, PreparedImage> & {
   readonly module: ModalityModule;
   /** The ViT (tower modes) or null. */
   readonly encoder: VisionTransformer | null;
+  /** The hidden_states taps whose features are concatenated (tower modes; LLaVA's vision_feature_layer), or null. */
+  readonly layers: readonly FeatureLayer[] | null;
+  /** Whether the CLS token is dropped ('default') or kept ('full') (tower modes), or null. */
+  readonly select: FeatureSelect | null;
   /** The raw-patch embedding ('fuyu') or null. */
   readonly patchEmbedding: RawPatchEmbedding | null;
   readonly featureDim: number;
@@ -484,6 +488,8 @@ function towerModality(options: ViTModeOptions | NativeModeOptions | TilesModeOp
     mode,
     module: new ModalityModule({ encoder }),
     encoder,
+    layers,
+    select,
     patchEmbedding: null,
     featureDim,
     prepare,
@@ -573,6 +579,8 @@ function fuyuModality(options: FuyuModeOptions, name: string, what: string): Vis
     mode,
     module: new ModalityModule({ patch_embed: patchEmbedding }),
     encoder: null,
+    layers: null,
+    select: null,
     patchEmbedding,
     featureDim: patchEmbedding.dim,
     prepare,
