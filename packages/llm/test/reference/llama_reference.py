@@ -111,8 +111,9 @@ def additive_mask(attention_mask, dtype):
     return mask[:, None, :, :]
 
 
-def forward(cfg, weights, input_ids, attention_mask):
-    """Logits [B, T, V] of HF's <Model>ForCausalLM for a (left-)padded batch."""
+def forward(cfg, weights, input_ids, attention_mask, inputs_embeds=None):
+    """Logits [B, T, V] of HF's <Model>ForCausalLM for a (left-)padded batch; `inputs_embeds` [B, T, D] replaces the
+    embedding lookup (LLaVA splices image features into it)."""
     hidden = cfg['hidden_size']
     n_heads = cfg['num_attention_heads']
     n_kv = cfg.get('num_key_value_heads') or n_heads
@@ -128,7 +129,7 @@ def forward(cfg, weights, input_ids, attention_mask):
     cos, sin = angles.cos()[:, None].to(COMPUTE), angles.sin()[:, None].to(COMPUTE)  # [B, 1, T, Dh]
     mask = additive_mask(attention_mask, COMPUTE)
 
-    x = weights['model.embed_tokens.weight'][input_ids]  # [B, T, D]
+    x = weights['model.embed_tokens.weight'][input_ids] if inputs_embeds is None else inputs_embeds  # [B, T, D]
     for i in range(cfg['num_hidden_layers']):
         p = f'model.layers.{i}.'
         h = rms_norm(x, weights[p + 'input_layernorm.weight'], eps)
