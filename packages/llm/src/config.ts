@@ -12,14 +12,23 @@
  */
 import { ropeScalingFromConfig, type QKNormKind, type RopeScaling } from '@chimera/core';
 
+/** The HF model families a {@link LlamaConfig} round-trips to (`model_type` in config.json). */
 export type LlamaModelType = 'llama' | 'qwen2' | 'qwen3';
 
+/**
+ * A Llama-family model's architecture (Llama, SmolLM, Qwen2, Qwen3), with HF config.json's fields under camelCase
+ * names. Build one with {@link llamaConfig} or {@link configFromHF}.
+ */
 export interface LlamaConfig {
   /** Which HF family this config round-trips to (decides biases and the config.json layout). */
   modelType: LlamaModelType;
+  /** Vocabulary size V (rows of embed_tokens). */
   vocabSize: number;
+  /** Width D of the residual stream. */
   hiddenSize: number;
+  /** Decoder layers. */
   numLayers: number;
+  /** Query heads per attention layer. */
   numHeads: number;
   /** Key/value heads (GQA when fewer than numHeads; must divide it). */
   numKvHeads: number;
@@ -27,10 +36,13 @@ export interface LlamaConfig {
   intermediateSize: number;
   /** Channels per head; hiddenSize / numHeads when null. */
   headDim: number | null;
+  /** Base of the RoPE frequency ladder (10000 for Llama 2, 500000 for Llama 3). */
   ropeTheta: number;
+  /** RoPE frequency scaling for long contexts ('linear' or 'llama3'), or null. */
   ropeScaling: RopeScaling | null;
   /** M-RoPE (Qwen2-VL): rotating pairs per position axis (t, h, w), summing to headDim / 2; null for 1-D RoPE. */
   mropeSections: number[] | null;
+  /** Epsilon of every RMSNorm. */
   rmsNormEps: number;
   /** The LM head reuses the embedding table (no `lm_head.weight`). */
   tieWordEmbeddings: boolean;
@@ -44,7 +56,9 @@ export interface LlamaConfig {
   mlpBias: boolean;
   /** Longest sequence (cache included) the model accepts. */
   maxPositionEmbeddings: number;
+  /** Padding id, or null when the model has none. */
   padTokenId: number | null;
+  /** Beginning-of-sequence id, or null. */
   bosTokenId: number | null;
   /** One id or several (Llama 3 stops on any of three). */
   eosTokenId: number | number[] | null;

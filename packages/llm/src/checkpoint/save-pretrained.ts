@@ -25,6 +25,7 @@ export interface SavableTokenizer {
   save(dir: string): Promise<void>;
 }
 
+/** Options of {@link savePretrained}. */
 export interface SavePretrainedOptions {
   /** Written next to the weights (HFTokenizer writes tokenizer.json and tokenizer_config.json). */
   tokenizer?: SavableTokenizer;
@@ -34,6 +35,7 @@ export interface SavePretrainedOptions {
   dtype?: 'F32' | 'F16' | 'BF16';
 }
 
+/** What {@link savePretrained} wrote. */
 export interface SavePretrainedResult {
   /** Weight and config files written, relative to the directory (the tokenizer's own files are not listed). */
   files: string[];

@@ -45,6 +45,7 @@ export interface GenerationResult {
   tokens: number[][];
   /** Per row, the prompt's ids (no padding) followed by `tokens`; for embedded prompts, just `tokens`. */
   sequences: number[][];
+  /** Per row, why it ended. */
   finishReasons: FinishReason[];
   /** Per row, the number of generated tokens (`tokens[b].length`). */
   lengths: number[];
@@ -52,11 +53,13 @@ export interface GenerationResult {
   paddedTokens: number[][];
   /** Decoding steps run (the longest row's length). */
   steps: number;
+  /** The id finished rows were padded with in `paddedTokens`. */
   padTokenId: number;
   /** With a tokenizer: per row, `tokens` decoded. */
   text?: string[];
 }
 
+/** Options of `generate` / `streamGenerate`: length limits, sampling, stops and the tokenizer. */
 export interface GenerateOptions {
   /** Tokens to generate per row at most. Give this or maxLength (or both: the tighter one wins per row). */
   maxNewTokens?: number;
@@ -70,8 +73,11 @@ export interface GenerateOptions {
   doSample?: boolean;
   /** Sampling temperature, a finite number > 0 (ignored when doSample is false: greedy takes the argmax). */
   temperature?: number;
+  /** Keep only the k most likely tokens when sampling (0 or unset = off). */
   topK?: number;
+  /** Nucleus sampling: keep the smallest set of tokens with this probability mass, in (0, 1] (1 = off). */
   topP?: number;
+  /** Keep tokens with at least minP times the top probability (0 or unset = off). */
   minP?: number;
   /** Floor on how many tokens top-k and top-p keep (default 1). */
   minTokensToKeep?: number;

@@ -44,6 +44,7 @@ import { LMHead } from './lm-head';
 import type { PrefixAdapter } from './prefix-adapter';
 import type { ModalityExperts } from './routing';
 
+/** Options of {@link CausalLM.forward}. */
 export interface CausalLMForwardOptions {
   /** Logits of the last position only ([B, 1, V]): what generation needs. Default false. */
   lastLogitsOnly?: boolean;
@@ -86,7 +87,13 @@ class OutputHeads extends Module {
   }
 }
 
+/**
+ * The Llama-family decoder-only language model (Llama, SmolLM, Qwen2, Qwen3) with the extension points fusion
+ * strategies attach to. State-dict names equal HF's (`model.layers.{i}.self_attn.q_proj.weight`, ...), with Linear
+ * weights in Chimera's [in, out] layout. Dispose it (`dispose()`) to free its weights.
+ */
 export class CausalLM extends Module {
+  /** The decoder stack (HF's `model.`): embeddings, layers, final norm. */
   readonly model: LlamaModel;
   private lmHead: LMHead | null;
   private readonly extraHeads: OutputHeads;
@@ -109,10 +116,16 @@ export class CausalLM extends Module {
     return this.lmHead;
   }
 
+  /** The decoder layers, in order. */
   get layers(): readonly DecoderLayer[] {
     return this.model.layers;
   }
 
+  /**
+   * Runs the model: ids [B, T] (or embeddings [B, T, D]) -> logits [B, T, V] ([B, 1, V] with `lastLogitsOnly`), the
+   * final hidden states [B, T, D] and the extra heads' outputs. The caller owns (and disposes) every returned tensor;
+   * with a cache, this call's tokens are appended to it.
+   */
   forward(inputs: CausalLMInputs, options: CausalLMForwardOptions = {}): CausalLMOutput {
     const wanted = options.heads ?? true;
     const heads = this.extraHeads.entries().filter(([name]) => (Array.isArray(wanted) ? wanted.includes(name) : wanted === true));
@@ -166,6 +179,7 @@ export class CausalLM extends Module {
     return head;
   }
 
+  /** Names of the heads added with {@link CausalLM.addHead}, in order. */
   headNames(): string[] {
     return this.extraHeads.entries().map(([name]) => name);
   }

@@ -14,28 +14,44 @@ import { ExpertParts, ModalityExperts, type TokenRouting } from './routing';
 
 /** What every layer of one forward call shares. */
 export interface LayerRun {
+  /** cos/sin tables [B, T, headDim] of this call's positions. */
   rotary: RotaryTables;
   /** Self-attention bias [B, 1, T, S], or null for the built-in causal mask. */
   bias: tf.Tensor | null;
+  /** The KV cache of this call, or null. */
   cache: KVCache | null;
+  /** This call's tokens grouped by modality. */
   routing: TokenRouting;
+  /** The caller's opaque record, handed to prefix adapters. */
   context: Readonly<Record<string, unknown>>;
 }
 
 /** How a layer routes by modality (set by `enableRouting`). */
 export interface LayerRoutingInfo {
+  /** Modalities routed (tokenModality 0 .. numModalities-1). */
   numModalities: number;
+  /** The parts that get per-modality weights. */
   parts: readonly RoutedPart[];
+  /** Shared attention (MoT, CogVLM) or whole towers (X-Fusion). */
   mode: RoutingMode;
   /** KV-cache slot of each modality's tower ('towers' mode); [layer index] otherwise. */
   cacheSlots: readonly number[];
 }
 
+/**
+ * One pre-norm Llama decoder layer, x + attn(rmsnorm(x)) then h + swiglu(rmsnorm(h)), with HF's child names. A
+ * LLaMA-Adapter prefix and per-modality expert copies attach here.
+ */
 export class DecoderLayer extends Module {
+  /** Position of the layer in the stack. */
   readonly index: number;
+  /** RMSNorm before attention. */
   readonly input_layernorm: RMSNorm;
+  /** Causal self-attention (GQA, RoPE). */
   readonly self_attn: Attention;
+  /** RMSNorm before the feed-forward block. */
   readonly post_attention_layernorm: RMSNorm;
+  /** SwiGLU feed-forward block. */
   readonly mlp: GatedMLP;
   private readonly config: LlamaConfig;
   private adapter: PrefixAdapter | null = null;
@@ -52,10 +68,12 @@ export class DecoderLayer extends Module {
     this.mlp = this.addModule('mlp', this.makeMLP());
   }
 
+  /** The layer's LLaMA-Adapter prefix, or null. */
   get prefixAdapter(): PrefixAdapter | null {
     return this.adapter;
   }
 
+  /** How the layer routes by modality, or null when it does not. */
   get routing(): LayerRoutingInfo | null {
     return this.routingInfo;
   }

@@ -30,6 +30,7 @@ import {
 import type { PrefixAdapter } from './prefix-adapter';
 import { TokenRouting, type ModalityExperts } from './routing';
 
+/** What {@link LlamaModel.forward} returns; the caller owns the tensors. */
 export type DecoderOutput = {
   /** [B, T, D] after the final norm. */
   hidden: tf.Tensor;
@@ -42,11 +43,21 @@ export type DecoderOutput = {
 
 const ALL_PARTS: readonly RoutedPart[] = ['attention', 'mlp', 'norms'];
 
+/**
+ * The decoder stack without the LM head (HF's LlamaModel, prefix `model.`): token embedding, decoder layers with
+ * inserted blocks, final RMSNorm. It sets up what every layer shares per call (positions, rotary tables, attention
+ * bias, token routing).
+ */
 export class LlamaModel extends Module {
+  /** Token embedding [V, D]. */
   readonly embed_tokens: Embedding;
+  /** The decoder layers. */
   readonly layers: DecoderLayer[];
+  /** Final RMSNorm. */
   readonly norm: RMSNorm;
+  /** The blocks inserted around layers (`model.inserted.*`). */
   readonly inserted: InsertedBlocks;
+  /** The rotary embedding every layer's attention uses. */
   readonly rotary: RotaryEmbedding;
   private currentConfig: LlamaConfig;
   /** KV-cache slots: one per layer, plus one per extra tower of 'towers'-routed layers. */
@@ -71,6 +82,7 @@ export class LlamaModel extends Module {
     this.slots = config.numLayers;
   }
 
+  /** The current config (vocabSize follows resizes). */
   get config(): Readonly<LlamaConfig> {
     return this.currentConfig;
   }
@@ -85,6 +97,10 @@ export class LlamaModel extends Module {
     this.currentConfig = { ...this.currentConfig, vocabSize };
   }
 
+  /**
+   * ids [B, T] or embeddings [B, T, D] -> hidden states [B, T, D] after the final norm (and every layer's residual
+   * stream with `outputHiddenStates`). The caller owns the returned tensors.
+   */
   forward(inputs: CausalLMInputs, options: { outputHiddenStates?: boolean } = {}): DecoderOutput {
     const config = this.currentConfig;
     const { inputIds, inputsEmbeds } = inputs;
@@ -162,6 +178,10 @@ export class LlamaModel extends Module {
     });
   }
 
+  /**
+   * Inserts a block (or one per layer from a factory) before or after the selected layers; see {@link
+   * CausalLM.insertBlock}.
+   */
   insertBlock(block: InsertedBlock | ((layer: number) => InsertedBlock), options: InsertBlockOptions): InsertedBlockInfo[] {
     const position = options.position ?? 'after';
     if (position !== 'before' && position !== 'after') {
@@ -171,10 +191,12 @@ export class LlamaModel extends Module {
     return layers.map((layer) => this.inserted.add(typeof block === 'function' ? block(layer) : block, layer, position, options.name));
   }
 
+  /** Adds a LLaMA-Adapter prefix to each selected layer; see {@link CausalLM.addPrefixAdapter}. */
   addPrefixAdapter(layers: LayerSelection, options: PrefixAdapterOptions): PrefixAdapter[] {
     return resolveLayers(layers, this.layers.length, 'addPrefixAdapter').map((i) => this.layers[i]!.addPrefixAdapter(options));
   }
 
+  /** Gives the selected layers per-modality weights; see {@link CausalLM.routeByModality}. */
   routeByModality(options: RouteByModalityOptions): ModalityExperts[] {
     const { numModalities } = options;
     const mode = options.mode ?? 'shared-attention';

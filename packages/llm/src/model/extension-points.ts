@@ -13,13 +13,17 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { KVCache, Module } from '@chimera/core';
 
-/** Which layers an extension goes to. `{ every: N }` means layers N-1, 2N-1, ... (OpenFlamingo's convention) unless `start` is given. */
+/**
+ * Which layers an extension goes to: one index, a list, `{ every: N }` (layers N-1, 2N-1, ..., OpenFlamingo's
+ * convention, unless `start` gives the first), `{ last: N }` (the last N layers) or 'all'.
+ */
 export type LayerSelection = number | readonly number[] | { every: number; start?: number } | { last: number } | 'all';
 
 /** What an inserted block, a head or an adapter sees of the current forward call. */
 export interface BlockContext {
   /** Index of the layer the block sits before or after. */
   layer: number;
+  /** Whether the block runs before or after the layer. */
   position: 'before' | 'after';
   /** The caller's opaque record (media features, cross-attention masks, ...), `{}` when none was given. */
   context: Readonly<Record<string, unknown>>;
@@ -35,6 +39,7 @@ export interface BlockContext {
   cache: KVCache | null;
   /** Tokens already in the cache before this call. */
   pastLength: number;
+  /** Whether the model is in train mode. */
   training: boolean;
 }
 
@@ -43,10 +48,13 @@ export interface BlockContext {
  * stream [B, T, D] to a new one of the same shape; zero-initialised gates should make it the identity.
  */
 export type InsertedBlock = Module & {
+  /** hidden [B, T, D] -> new residual stream [B, T, D]. */
   forward(hidden: tf.Tensor, ctx: BlockContext): tf.Tensor;
 };
 
+/** Options of `insertBlock`. */
 export interface InsertBlockOptions {
+  /** The layers to insert before or after. */
   layer: LayerSelection;
   /** Run before the layer's own computation or after it (default 'after'). */
   position?: 'before' | 'after';
@@ -56,22 +64,35 @@ export interface InsertBlockOptions {
 
 /** One registered block: where it runs and its state-dict prefix. */
 export interface InsertedBlockInfo {
+  /** The layer it sits next to. */
   layer: number;
+  /** Before or after that layer. */
   position: 'before' | 'after';
   /** e.g. `model.inserted.after_3` */
   prefix: string;
+  /** The block. */
   block: InsertedBlock;
 }
 
 /** An extra output head: hidden [B, T, D] (after the final norm) -> any tensor, returned in `output.heads[name]`. */
 export type OutputHead = Module & {
+  /** hidden [B, T, D] -> the head's output (returned in `output.heads[name]`). */
   forward(hidden: tf.Tensor): tf.Tensor;
 };
 
+/**
+ * A part of a decoder layer that can get per-modality weights: attention projections (and QK-norms), the MLP, or the
+ * two norms.
+ */
 export type RoutedPart = 'attention' | 'mlp' | 'norms';
 
+/**
+ * 'shared-attention': per-modality projections, FFN and norms with one global attention (MoT, CogVLM); 'towers': each
+ * modality runs its own whole layer (X-Fusion).
+ */
 export type RoutingMode = 'shared-attention' | 'towers';
 
+/** Options of `routeByModality`. */
 export interface RouteByModalityOptions {
   /** Modalities routed (>= 2): tokenModality values 0 .. numModalities-1. Modality 0 keeps the original weights. */
   numModalities: number;
@@ -90,6 +111,7 @@ export interface RouteByModalityOptions {
   mode?: RoutingMode;
 }
 
+/** Options of `addPrefixAdapter` (LLaMA-Adapter). */
 export interface PrefixAdapterOptions {
   /** Learnable prompt tokens per layer (LLaMA-Adapter uses 10). */
   length: number;

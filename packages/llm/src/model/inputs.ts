@@ -6,6 +6,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { MASK_VALUE, causalBias, type KVCache } from '@chimera/core';
 
+/**
+ * The inputs of one forward call: ids or embeddings, and optionally positions, padding, attention bias, routing,
+ * cache and context.
+ */
 export interface CausalLMInputs {
   /** int32 [B, T] token ids. Give exactly one of inputIds and inputsEmbeds. */
   inputIds?: tf.Tensor;

@@ -7,7 +7,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module, init } from '@chimera/core';
 
+/**
+ * The untied language-model head: hidden [..., D] -> logits [..., V] with `weight` [D, V] (HF's [V, D] transposed).
+ * It can grow its vocabulary like core's Embedding.resize.
+ */
 export class LMHead extends Module {
+  /** Input width D. */
   readonly dim: number;
   private table: tf.Variable; // [D, V]
 
@@ -17,10 +22,12 @@ export class LMHead extends Module {
     this.table = this.addParameter('weight', init.normal([dim, vocabSize], std));
   }
 
+  /** The weight [D, V] (the live variable: do not dispose). */
   get weight(): tf.Variable {
     return this.table;
   }
 
+  /** Output width V. */
   get vocabSize(): number {
     return this.table.shape[1]!;
   }

@@ -12,12 +12,23 @@ import * as tf from '@tensorflow/tfjs';
 import { Module, init, type Attention, type AttentionAdapter } from '@chimera/core';
 import type { PrefixAdapterOptions } from './extension-points';
 
+/**
+ * A LLaMA-Adapter prefix for one layer: `prompts` [length, D] projected by the layer's own k/v projections and
+ * attended through a separate softmax, scaled by a zero-initialised per-head `gate` [numHeads], so at init the layer
+ * equals the plain one.
+ */
 export class PrefixAdapter extends Module {
+  /** Prompt vectors. */
   readonly length: number;
+  /** Width D of each prompt. */
   readonly dim: number;
+  /** Context key of the visual feature added to every prompt (LLaMA-Adapter v1's multimodal variant), or null. */
   readonly conditionKey: string | null;
+  /** How the gate scales the prefix term: as is ('linear') or tanh(gate). */
   readonly gateActivation: 'linear' | 'tanh';
+  /** Learnable prompts [length, D]. */
   readonly prompts: tf.Variable; // [length, D]
+  /** Per-head gate [numHeads], zeros at init. */
   readonly gate: tf.Variable; // [numHeads]
 
   constructor(dim: number, numHeads: number, options: PrefixAdapterOptions) {

@@ -8,8 +8,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module, type Attention, type GatedMLP, type RMSNorm } from '@chimera/core';
 
+/**
+ * The flat token rows of one forward call grouped by modality (from tokenModality), so each group runs through its
+ * own weights and the rows go back in place.
+ */
 export class TokenRouting {
+  /** Rows B of the call. */
   readonly batch: number;
+  /** Tokens T per row. */
   readonly length: number;
   /** Modalities present in this call, ascending. */
   readonly present: readonly number[];
@@ -119,9 +125,13 @@ export class TokenRouting {
 
 /** Modality k's copy of the routed parts of one decoder layer (only the parts routed are present). */
 export class ExpertParts extends Module {
+  /** Modality k's input norm, or null when norms are not routed. */
   readonly input_layernorm: RMSNorm | null;
+  /** Modality k's attention, or null when attention is not routed. */
   readonly self_attn: Attention | null;
+  /** Modality k's post-attention norm, or null when norms are not routed. */
   readonly post_attention_layernorm: RMSNorm | null;
+  /** Modality k's MLP, or null when the MLP is not routed. */
   readonly mlp: GatedMLP | null;
 
   constructor(parts: {
