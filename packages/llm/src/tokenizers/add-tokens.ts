@@ -5,10 +5,13 @@ import type { TextTokenizer } from './tokenizer';
 
 /** What addTokensToModel needs from a model (the Chimera LLM has it; typed structurally to stay decoupled). */
 export interface TokenResizableModel {
+  /** Grows (or shrinks) the input embeddings and the LM head to `newVocabSize` rows. */
   resizeTokenEmbeddings(newVocabSize: number): void;
+  /** The model's config; only vocabSize is read. */
   readonly config: { readonly vocabSize: number };
 }
 
+/** Options of {@link addTokensToModel}. */
 export interface AddTokensToModelOptions {
   /** Add the tokens as special tokens (media markers usually are). Default true. */
   special?: boolean;

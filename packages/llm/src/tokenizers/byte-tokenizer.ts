@@ -12,8 +12,10 @@ import {
   type TextTokenizer,
 } from './tokenizer';
 
+/** Ids 0..255 are the UTF-8 bytes; added and special tokens start at this id. */
 export const BYTE_VOCAB_SIZE = 256;
 
+/** Options of {@link ByteTokenizer}. */
 export interface ByteTokenizerOptions {
   /** Begin-of-sequence token; null for none. Default `<s>`. */
   bosToken?: string | null;
@@ -65,11 +67,20 @@ function gpt2ByteToUnicode(): string[] {
   return chars;
 }
 
+/**
+ * A byte-level tokenizer that needs no files: ids 0..255 are the UTF-8 bytes, special and added tokens follow (ByT5's
+ * vocabulary). Savable as HF tokenizer files that encode identically.
+ */
 export class ByteTokenizer implements TextTokenizer {
+  /** Beginning-of-sequence token string, if any. */
   readonly bosToken: string | undefined;
+  /** End-of-sequence token string, if any. */
   readonly eosToken: string | undefined;
+  /** Padding token string, if any. */
   readonly padToken: string | undefined;
+  /** Whether `encode` prepends BOS when adding special tokens. */
   readonly addBosToken: boolean;
+  /** Whether `encode` appends EOS when adding special tokens. */
   readonly addEosToken: boolean;
   private readonly templates: Record<string, string>;
   /** Added tokens in id order: addedTokens[i] has id 256 + i. */
@@ -209,15 +220,15 @@ export class ByteTokenizer implements TextTokenizer {
     return encodeChat(this, this.templates, messages, options);
   }
 
-  /**
-   * The same tokenizer as HF files (a merge-free byte-level BPE whose id b is byte b, then the added tokens), so
-   * HFTokenizer, transformers and tokenizers.js encode exactly as this class does.
-   */
   /** Writes the HF files of toHFFiles() into `dir`, so savePretrained can ship this tokenizer. */
   async save(dir: string): Promise<void> {
     await writeTokenizerFiles(dir, this.toHFFiles());
   }
 
+  /**
+   * The same tokenizer as HF files (a merge-free byte-level BPE whose id b is byte b, then the added tokens), so
+   * HFTokenizer, transformers and tokenizers.js encode exactly as this class does.
+   */
   toHFFiles(): HFTokenizerFiles {
     const byteChars = gpt2ByteToUnicode();
     const vocab: Record<string, number> = {};

@@ -5,25 +5,35 @@ import type { TextTokenizer } from './tokenizer';
 
 /** One part of a multimodal message, e.g. `{ type: 'text', text: 'hi' }` or `{ type: 'image' }`. */
 export interface ChatContentPart {
+  /** Part kind: 'text', or a media kind such as 'image' that the template renders as its placeholder. */
   type: string;
+  /** The text of a 'text' part. */
   text?: string;
   [key: string]: unknown;
 }
 
+/** One conversation turn, as HF chat templates take it. */
 export interface ChatMessage {
+  /** 'system', 'user', 'assistant', 'tool', or whatever roles the template knows. */
   role: string;
+  /** Plain text, a list of parts (multimodal), or null (e.g. an assistant turn that only calls tools). */
   content: string | readonly ChatContentPart[] | null;
   [key: string]: unknown;
 }
 
+/** Options of {@link applyChatTemplate}: generation prompt, special token strings and extra template variables. */
 export interface ChatTemplateOptions {
   /** End with the header of an assistant turn so the model writes the reply. Default false. */
   addGenerationPrompt?: boolean;
   /** Cut the text right after the last message's content so the model continues it. Default false. */
   continueFinalMessage?: boolean;
+  /** Value of the template's `bos_token` variable. */
   bosToken?: string;
+  /** Value of the template's `eos_token` variable. */
   eosToken?: string;
+  /** Value of the template's `pad_token` variable. */
   padToken?: string;
+  /** Value of the template's `unk_token` variable. */
   unkToken?: string;
   /** Tool (function) descriptions, as JSON schemas, for templates that support tool use. */
   tools?: readonly unknown[];
@@ -33,6 +43,10 @@ export interface ChatTemplateOptions {
   variables?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * Options of a tokenizer's `applyChatTemplate`: the template options plus which template to use. Token strings
+ * default to the tokenizer's own.
+ */
 export interface TokenizerChatOptions extends ChatTemplateOptions {
   /** Use this template instead of the tokenizer's own. */
   template?: string;

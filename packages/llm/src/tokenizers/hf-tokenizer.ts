@@ -29,6 +29,7 @@ interface AddedTokenEntry {
 
 type JsonObject = Record<string, unknown>;
 
+/** Options of {@link HFTokenizer.fromJSON}. */
 export interface HFTokenizerOptions {
   /** A chat template that overrides the one in tokenizer_config.json (e.g. from chat_template.jinja). */
   chatTemplate?: string | Readonly<Record<string, string>>;
@@ -104,6 +105,10 @@ async function readJsonFile(path: string, what: string, required: boolean): Prom
   return parsed;
 }
 
+/**
+ * An HF fast tokenizer: tokenizer.json (through @huggingface/tokenizers) plus tokenizer_config.json (special tokens,
+ * BOS/EOS wrapping, chat templates), with token adding and saving. Build one with `fromDirectory` or `fromJSON`.
+ */
 export class HFTokenizer implements TextTokenizer {
   private readonly source: string;
   private readonly json: JsonObject & { added_tokens: AddedTokenEntry[] };
@@ -117,9 +122,13 @@ export class HFTokenizer implements TextTokenizer {
   private wrapWithEos = false;
   /** True when the post-processor already adds exactly the BOS/EOS wanted, so its output is used as is. */
   private usePostProcessor = true;
+  /** Beginning-of-sequence token string, if any. */
   readonly bosToken: string | undefined;
+  /** End-of-sequence token string, if any. */
   readonly eosToken: string | undefined;
+  /** Padding token string, if any. */
   readonly padToken: string | undefined;
+  /** Unknown-token string, if any. */
   readonly unkToken: string | undefined;
 
   private constructor(
@@ -264,6 +273,7 @@ export class HFTokenizer implements TextTokenizer {
     return this.padToken === undefined ? undefined : this.tokenToId(this.padToken);
   }
 
+  /** Id of the unknown token, if any. */
   get unkTokenId(): number | undefined {
     return this.unkToken === undefined ? undefined : this.tokenToId(this.unkToken);
   }

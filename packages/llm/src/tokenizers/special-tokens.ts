@@ -2,6 +2,7 @@
 // adding the missing ones.
 import type { TextTokenizer } from './tokenizer';
 
+/** The marker roles {@link STANDARD_SPECIAL_TOKENS} defines (media placeholders and boundaries, padding). */
 export type StandardSpecialTokenRole =
   | 'image'
   | 'imageStart'
@@ -17,12 +18,17 @@ export type StandardSpecialTokenRole =
 /** A standard role, or any role a model defines for itself. */
 export type SpecialTokenRole = StandardSpecialTokenRole | (string & {});
 
+/** A special token: its role, its string and what it is for. */
 export interface SpecialTokenDefinition {
+  /** The role it plays. */
   readonly role: SpecialTokenRole;
+  /** The token string, e.g. `<image>`. */
   readonly content: string;
+  /** One line on what it marks. */
   readonly description: string;
 }
 
+/** The conventional strings of multimodal markers by role (`<image>`, `<boi>`, `<|endofchunk|>`, `<audio>`, ...). */
 export const STANDARD_SPECIAL_TOKENS: Readonly<Record<StandardSpecialTokenRole, SpecialTokenDefinition>> = {
   image: { role: 'image', content: '<image>', description: 'image placeholder, expanded to its features (LLaVA)' },
   imageStart: { role: 'imageStart', content: '<boi>', description: 'begin of image (Chameleon / Janus style)' },
@@ -70,10 +76,12 @@ export class SpecialTokenRegistry {
     return this;
   }
 
+  /** Every defined role, in definition order. */
   get roles(): SpecialTokenRole[] {
     return [...this.byRole.keys()];
   }
 
+  /** The definition of a role; throws naming the known roles when it is unknown. */
   definition(role: SpecialTokenRole): SpecialTokenDefinition {
     const definition = this.byRole.get(role);
     if (!definition) {

@@ -6,6 +6,10 @@ import type { DecodeOptions, TextTokenizer } from './tokenizer';
 
 const REPLACEMENT_CHARACTER = '\uFFFD';
 
+/**
+ * Incremental detokenization for streaming: feed ids one at a time and get only newly completed text. A multi-byte
+ * character split over several tokens is emitted whole.
+ */
 export class StreamDecoder {
   private readonly tokenizer: Pick<TextTokenizer, 'decode'>;
   private readonly options: DecodeOptions;

@@ -3,8 +3,11 @@ import { promises as fs } from 'node:fs';
 import * as nodePath from 'node:path';
 import { writeFileAtomic } from '@chimera/core';
 
+/** The contents of HF's tokenizer.json and tokenizer_config.json. */
 export interface HFTokenizerFiles {
+  /** tokenizer.json (model, normalizer, pre-tokenizer, added tokens, ...). */
   tokenizerJson: Record<string, unknown>;
+  /** tokenizer_config.json (special token strings, chat template, ...). */
   tokenizerConfig: Record<string, unknown>;
 }
 

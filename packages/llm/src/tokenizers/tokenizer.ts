@@ -1,29 +1,42 @@
 // The contract every Chimera text tokenizer implements (byte-level, HF tokenizer.json), plus shared id checks.
 import type { ChatMessage, TokenizerChatOptions } from './chat-template';
 
+/** Options of {@link TextTokenizer.encode}. */
 export interface EncodeOptions {
   /** Add the tokens the tokenizer wraps a text in (BOS and/or EOS). Default true, as in HF tokenizers. */
   addSpecialTokens?: boolean;
 }
 
+/** Options of {@link TextTokenizer.decode}. */
 export interface DecodeOptions {
   /** Leave special tokens (BOS, EOS, pad, media markers) out of the text. Default false. */
   skipSpecialTokens?: boolean;
 }
 
+/** Options of {@link TextTokenizer.addTokens}. */
 export interface AddTokensOptions {
   /** Mark the tokens special: `skipSpecialTokens` drops them when decoding. Default false. */
   special?: boolean;
 }
 
+/**
+ * The interface every Chimera text tokenizer implements ({@link ByteTokenizer}, {@link HFTokenizer}): encode, decode,
+ * special tokens, added tokens and chat templates.
+ */
 export interface TextTokenizer {
   /** One past the largest id: the number of rows the model's embedding table needs. */
   readonly vocabSize: number;
+  /** Beginning-of-sequence token string, if the tokenizer has one. */
   readonly bosToken: string | undefined;
+  /** End-of-sequence token string, if any. */
   readonly eosToken: string | undefined;
+  /** Padding token string, if any. */
   readonly padToken: string | undefined;
+  /** Id of the BOS token, if any. */
   readonly bosTokenId: number | undefined;
+  /** Id of the EOS token, if any. */
   readonly eosTokenId: number | undefined;
+  /** Id of the padding token, if any. */
   readonly padTokenId: number | undefined;
   /** Every special token, content -> id. */
   readonly specialTokens: ReadonlyMap<string, number>;
@@ -34,7 +47,12 @@ export interface TextTokenizer {
   encode(text: string, options?: EncodeOptions): number[];
   /** Ids -> text. Throws for ids outside [0, vocabSize). */
   decode(ids: ArrayLike<number>, options?: DecodeOptions): string;
+  /**
+   * The id of a token string (vocabulary entry or added token), or undefined when it has none; use it for placeholder
+   * ids such as `<image>`.
+   */
   tokenToId(token: string): number | undefined;
+  /** The token string of an id, or undefined outside the vocabulary. */
   idToToken(id: number): string | undefined;
   /**
    * Adds tokens to the vocabulary and returns their ids, in the order given. New tokens get ids from the current
