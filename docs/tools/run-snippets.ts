@@ -1,8 +1,10 @@
 // `npm run snippets -w @chimera-internal/docs [-- file.md ...]`: type-checks and runs the snippets of the given
-// Markdown files (repo-relative; default: all of them) and prints each problem as file:line: error.
+// Markdown files (repo-relative; default: all of them) and prints each problem as file:line: error. --verbose
+// also prints what each program wrote.
 import { collectPrograms, docFiles, formatProblem, runProgram, typecheckPrograms, writePrograms } from './snippets';
 
-const files = process.argv.slice(2);
+const verbose = process.argv.includes('--verbose');
+const files = process.argv.slice(2).filter((arg) => arg !== '--verbose');
 const programs = collectPrograms(undefined, files.length ? files : docFiles());
 const workspace = writePrograms(programs);
 let failed = 0;
@@ -11,7 +13,7 @@ try {
   for (const program of programs) {
     const problems = [...typeProblems.get(program.id)!];
     if (problems.length === 0 && program.mode === 'run') {
-      const problem = await runProgram(workspace, program);
+      const problem = await runProgram(workspace, program, { onOutput: (out) => verbose && console.log(out.trimEnd()) });
       if (problem) problems.push(problem);
     }
     if (problems.length) failed++;

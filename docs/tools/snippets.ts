@@ -239,6 +239,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Extra environment variables. CI=1 is always set so progress bars stay off. */
   env?: Record<string, string>;
+  /** Receives the program's stdout and stderr when it ends, pass or fail. */
+  onOutput?: (output: string) => void;
 }
 
 /** Runs one compiled program with node in a fresh folder; resolves to the problem, or null when it exits 0. */
@@ -261,6 +263,7 @@ export function runProgram(workspace: SnippetWorkspace, program: SnippetProgram,
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       rmSync(cwd, { recursive: true, force: true });
+      options.onOutput?.(output);
       if (code === 0) return resolve(null);
       // The deepest frame inside the program names the Markdown line; otherwise the program's first line.
       const frame = new RegExp(`${escapeRegExp(program.id)}\\.ts:(\\d+)`).exec(output);
