@@ -32,6 +32,19 @@ export { ParameterGroups, GROUP_KINDS, underPrefix, type GroupKind, type Paramet
 export { summarize, type ModelSummary, type GroupSummary } from './summary';
 export { saveComposed, loadComposed, TRAINABLE_NAMES_KEY, type SaveComposedOptions, type LoadComposedOptions } from './checkpoint';
 
+// HF LlavaForConditionalGeneration export and import (the hand-over to PyTorch; docs/scaling.md).
+export {
+  exportLlava,
+  loadLlavaWeights,
+  type ExportLlavaOptions,
+  type ExportLlavaResult,
+  type LoadLlavaOptions,
+  type LoadLlavaResult,
+} from './hf-llava/llava-checkpoint';
+export { llavaRemapTable, LLAVA_LAYOUTS, type LlavaLayout } from './hf-llava/llava-keys';
+export { llavaParts, type LlavaParts, type LlavaVisionEncoderFunctions } from './hf-llava/llava-parts';
+export { llavaConfigJson } from './hf-llava/llava-config';
+
 // The strategy contract and the strategies.
 export {
   type FusionStrategy,
