@@ -297,7 +297,10 @@ describe('loadPretrained / savePretrained (cpu)', () => {
     writeFileSync(join(binOnly, 'pytorch_model.bin'), 'pickle');
     await expect(loadPretrained(binOnly)).rejects.toThrow(/neither model\.safetensors nor .*pytorch_model\.bin.*safe_serialization=True/);
 
-    await expect(loadPretrained('HuggingFaceTB/SmolLM-135M')).rejects.toThrow(/huggingface-cli download HuggingFaceTB\/SmolLM-135M --local-dir DIR/);
+    // A Hub id that is no local folder is downloaded (checkpoint-hub.test.ts); offline, the error says what is missing.
+    await expect(loadPretrained('HuggingFaceTB/SmolLM-135M', { offline: true, cacheDir: freshDir('empty-cache') })).rejects.toThrow(
+      /HuggingFaceTB\/SmolLM-135M@main is not in the cache .* offline mode is on .*\(no local folder HuggingFaceTB\/SmolLM-135M exists either\)/,
+    );
     await expect(loadPretrained(join(root, 'nowhere'))).rejects.toThrow(/is not a directory/);
     expect(tf.memory().numTensors).toBe(before);
   });

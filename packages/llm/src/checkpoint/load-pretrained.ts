@@ -11,9 +11,10 @@
  * config alone, before building the model, so a config.json that claims more than its weights (100,000 layers, a
  * vocabulary of 5e7) fails in milliseconds, naming the field, instead of allocating gigabytes first; it also
  * refuses a model more than four times the size of its weights, or larger than this machine's memory.
- * Downloading from the HF Hub is not
- * built in (the tests and CI run offline); fetch a model once with
- * `huggingface-cli download HuggingFaceTB/SmolLM-135M --local-dir ./SmolLM-135M` and pass the directory.
+ *
+ * A Hub id (`'HuggingFaceTB/SmolLM2-135M'`) that is not a local folder is downloaded first, through
+ * `@chimera/core/hub`, into the HF cache Python shares: only config.json, generation_config.json, the safetensors
+ * weights and (unless `tokenizer: false`) the tokenizer files, at `revision` (a branch, tag or commit).
  */
 import * as tf from '@tensorflow/tfjs';
 import { constants as bufferConstants } from 'node:buffer';
@@ -30,13 +31,18 @@ import {
   readDirectoryConsistently,
   recoverDirectory,
 } from '@chimera/core';
+import { resolveModelPath, type HubDownloadOptions, type HubFileSelection } from '@chimera/core/hub';
 import { configFromHF, headDimOf, previewJson, validateConfig, type LlamaConfig } from '../config';
 import { CausalLM } from '../model/causal-lm';
 import { isExtensionParameter } from '../model/extension-points';
 import { HFTokenizer } from '../tokenizers/hf-tokenizer';
 import { LLAMA_HF_REMAP } from './hf-keys';
 
-export interface LoadPretrainedOptions {
+/**
+ * Options for loading. The Hub options (revision, cacheDir, token, endpoint, refresh, offline, progress, retries)
+ * apply when the argument is a Hub id rather than a local folder; see `HubDownloadOptions` in `@chimera/core/hub`.
+ */
+export interface LoadPretrainedOptions extends HubDownloadOptions {
   /**
    * Every tensor the config implies must be in the files and nothing else (default true). With false, missing
    * tensors keep their current values and unexpected ones are skipped; a wrong shape is always an error.
@@ -81,10 +87,18 @@ interface FileTensor {
 /** config.json and generation_config.json are a few KB; anything this large is not one. */
 const MAX_CONFIG_FILE_BYTES = 16 * 1024 * 1024;
 
-/** Reads config.json (and generation_config.json's eos ids) from an HF directory. */
+/** The files loadPretrained reads, fetched when it is given a Hub id. */
+function filesToFetch(options: { tokenizer?: boolean; weights: boolean }): HubFileSelection {
+  const tokenizer = options.tokenizer === false ? [] : ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'chat_template.json'];
+  return { required: ['config.json'], optional: ['generation_config.json', ...tokenizer], safetensors: options.weights };
+}
+
+/** Reads config.json (and generation_config.json's eos ids) from an HF directory or a Hub id (only those files). */
 export async function readPretrainedConfig(
-  dir: string,
+  dirOrId: string,
+  options: HubDownloadOptions = {},
 ): Promise<{ config: LlamaConfig; generationConfig?: Record<string, unknown> }> {
+  const dir = await resolveModelPath(dirOrId, filesToFetch({ tokenizer: false, weights: false }), options);
   await assertDirectory(dir);
   const configPath = nodePath.join(dir, 'config.json');
   const raw = await readJson(configPath);
@@ -115,10 +129,11 @@ export async function readPretrainedConfig(
 }
 
 /**
- * Builds a CausalLM from an HF model directory and loads its weights (strict by default) and, when present, its
- * tokenizer. The caller owns the model: dispose it when done.
+ * Builds a CausalLM from an HF model directory or Hub id and loads its weights (strict by default) and, when
+ * present, its tokenizer. The caller owns the model: dispose it when done.
  */
-export async function loadPretrained(dir: string, options: LoadPretrainedOptions = {}): Promise<PretrainedModel> {
+export async function loadPretrained(dirOrId: string, options: LoadPretrainedOptions = {}): Promise<PretrainedModel> {
+  const dir = await resolveModelPath(dirOrId, filesToFetch({ tokenizer: options.tokenizer, weights: true }), options);
   await assertDirectory(dir);
   // Config, weights and tokenizer from one version of the folder, even while another process saves into it.
   return readDirectoryConsistently(dir, () => loadPretrainedOnce(dir, options), (stale) => stale.model.dispose());
@@ -155,9 +170,10 @@ async function loadPretrainedOnce(dir: string, options: LoadPretrainedOptions): 
  */
 export async function loadPretrainedWeights(
   model: CausalLM,
-  dir: string,
-  options: Pick<LoadPretrainedOptions, 'strict'> = {},
+  dirOrId: string,
+  options: Omit<LoadPretrainedOptions, 'tokenizer'> = {},
 ): Promise<LoadPretrainedReport> {
+  const dir = await resolveModelPath(dirOrId, { safetensors: true }, options);
   await assertDirectory(dir);
   return loadWeightsInto(model, dir, await readCheckpointLayout(dir), options.strict ?? true);
 }
@@ -546,12 +562,9 @@ async function assertDirectory(dir: string): Promise<void> {
     await recoverDirectory(dir);
     return;
   }
-  const looksLikeHubId = !stat && /^[\w.-]+\/[\w.-]+$/.test(dir) && !dir.startsWith('.');
   throw new Error(
-    `loadPretrained: ${dir} is not a directory` +
-      (looksLikeHubId
-        ? `; downloading from the HF Hub is not built in: run \`huggingface-cli download ${dir} --local-dir DIR\` once and pass DIR`
-        : '; pass the folder that holds config.json and the safetensors files'),
+    `loadPretrained: ${dir} is not a directory; pass the folder that holds config.json and the safetensors files, ` +
+      "or a Hub model id ('org/name')",
   );
 }
 
