@@ -28,6 +28,7 @@ import {
   type RemapRule,
   type RemapTable,
 } from '@chimera/core';
+import { resolveModelPath, type HubDownloadOptions } from '@chimera/core/hub';
 import { familyDefaults, vitConfig, type ViTConfig, type ViTFamily } from './config';
 import { VisionTransformer } from './tower';
 
@@ -214,7 +215,8 @@ function resolveFamily(requested: ViTFamily | undefined, declared: ViTFamily | n
 
 // ---- loading ----
 
-export interface LoadHFVisionTowerOptions {
+/** The Hub options (revision, cacheDir, token, ...) apply when the path is a Hub id; see `@chimera/core/hub`. */
+export interface LoadHFVisionTowerOptions extends HubDownloadOptions {
   /** Required when config.json is absent or names no model_type. */
   family?: ViTFamily;
   /** Key prefix of the tower (e.g. 'vision_tower.vision_model.'); found from the keys when omitted. */
@@ -227,10 +229,12 @@ const PATCH_KEY = 'embeddings.patch_embedding.weight';
 
 /**
  * Loads an HF CLIP/SigLIP vision tower from a checkpoint directory (model.safetensors or a sharded index, plus
- * config.json) or a .safetensors / .index.json file (config.json next to it is used when present). Only the
- * tower's tensors are read. Unknown keys under the tower's prefix are an error, not silently dropped.
+ * config.json), a .safetensors / .index.json file (config.json next to it is used when present), or a Hub id
+ * (`'openai/clip-vit-base-patch16'`, downloaded into the HF cache: config.json and the safetensors files). Only
+ * the tower's tensors are read. Unknown keys under the tower's prefix are an error, not silently dropped.
  */
-export async function loadHFVisionTower(path: string, options: LoadHFVisionTowerOptions = {}): Promise<VisionTransformer> {
+export async function loadHFVisionTower(pathOrId: string, options: LoadHFVisionTowerOptions = {}): Promise<VisionTransformer> {
+  const path = await resolveModelPath(pathOrId, { optional: ['config.json'], safetensors: true }, options);
   // An export killed mid-save is finished (or its leftovers removed) before config.json and the weights are read.
   await recoverDirectory((await fs.stat(path).catch(() => null))?.isDirectory() ? path : nodePath.dirname(path));
   const names = await checkpointTensorNames(path, 'loadHFVisionTower');
