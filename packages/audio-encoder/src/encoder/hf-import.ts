@@ -28,6 +28,7 @@ import {
   saveHFModelFolder,
   type RemapTable,
 } from '@chimera/core';
+import { resolveModelPath, type HubDownloadOptions } from '@chimera/core/hub';
 import { whisperEncoderConfig, type WhisperEncoderConfig } from './config';
 import { WhisperEncoder } from './encoder';
 
@@ -145,7 +146,8 @@ export function whisperEncoderConfigToHF(config: WhisperEncoderConfig): Json {
 
 // ---- loading ----
 
-export interface LoadHFWhisperEncoderOptions {
+/** The Hub options (revision, cacheDir, token, ...) apply when the path is a Hub id; see `@chimera/core/hub`. */
+export interface LoadHFWhisperEncoderOptions extends HubDownloadOptions {
   /** Key prefix of the encoder (e.g. 'model.encoder.'); found from the keys when omitted. */
   prefix?: string;
   /** Overrides on the config (numHeads is required without config.json: shapes do not tell it). */
@@ -153,11 +155,13 @@ export interface LoadHFWhisperEncoderOptions {
 }
 
 /**
- * Loads an HF Whisper encoder from a checkpoint directory (model.safetensors or a sharded index, plus config.json)
- * or a .safetensors / .index.json file. Only the encoder's tensors are read; unknown keys under its prefix are an
- * error, not silently dropped.
+ * Loads an HF Whisper encoder from a checkpoint directory (model.safetensors or a sharded index, plus config.json),
+ * a .safetensors / .index.json file, or a Hub id (`'openai/whisper-tiny'`, downloaded into the HF cache: config.json
+ * and the safetensors files). Only the encoder's tensors are read; unknown keys under its prefix are an error, not
+ * silently dropped.
  */
-export async function loadHFWhisperEncoder(path: string, options: LoadHFWhisperEncoderOptions = {}): Promise<WhisperEncoder> {
+export async function loadHFWhisperEncoder(pathOrId: string, options: LoadHFWhisperEncoderOptions = {}): Promise<WhisperEncoder> {
+  const path = await resolveModelPath(pathOrId, { optional: ['config.json'], safetensors: true }, options);
   const stat = await fs.stat(path).catch(() => null);
   if (!stat) throw new Error(`loadHFWhisperEncoder: ${path}: no such checkpoint file or directory`);
   await recoverDirectory(stat.isDirectory() ? path : nodePath.dirname(path));
