@@ -19,6 +19,7 @@ export interface DownloadProgressEvent {
   totalBytes: number;
 }
 
+/** 'auto' draws on an interactive stderr outside CI, true always, false never; a function receives every update. */
 export type DownloadProgressOption = boolean | 'auto' | ((event: DownloadProgressEvent) => void);
 
 export interface DownloadProgressDisplayOptions {
@@ -29,6 +30,7 @@ export interface DownloadProgressDisplayOptions {
   delayMs?: number;
 }
 
+/** The progress line of one download call (see the file comment); `update` after each chunk, `finish` at the end. */
 export class DownloadProgressDisplay {
   private readonly draw: boolean;
   private readonly callback?: (event: DownloadProgressEvent) => void;

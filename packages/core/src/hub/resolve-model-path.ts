@@ -7,6 +7,10 @@ import { promises as fs } from 'node:fs';
 import { isHubRepoId } from './cache-layout';
 import { downloadModelFiles, type HubDownloadOptions, type HubFileSelection } from './download-model';
 
+/**
+ * `pathOrId` when it exists locally; else, for an `org/name` id, the snapshot folder holding `selection` after
+ * downloadModelFiles; else `pathOrId` unchanged, for the loader to report.
+ */
 export async function resolveModelPath(pathOrId: string, selection: HubFileSelection, options: HubDownloadOptions = {}): Promise<string> {
   if (await fs.stat(pathOrId).then(() => true, () => false)) return pathOrId;
   // Anything else that is not an id is left for the loader to report as a missing path.

@@ -50,6 +50,7 @@ interface Repo {
   private: boolean;
 }
 
+/** A running stand-in Hub (see the file comment): add commits, count requests, cut a transfer once. */
 export class HubTestServer {
   readonly requests: HubTestRequest[] = [];
   /** The token a private repository needs (`Authorization: Bearer <token>`). */
