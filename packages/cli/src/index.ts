@@ -1,0 +1,7 @@
+/**
+ * @chimera/cli: the `chimera` command line (summary, plot, convert, generate). `main` runs a command line and
+ * returns its exit code, so the commands can be scripted from Node as well as from the shell.
+ */
+export { main } from './cli';
+export { UsageError, type CliIO, type Command } from './command';
+export { COMMANDS } from './commands/index';
