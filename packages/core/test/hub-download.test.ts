@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { downloadModelFiles, hubCacheDir, type HubDownloadOptions, type DownloadProgressEvent } from '../src/hub/index';
+import { DownloadProgressDisplay, downloadModelFiles, hubCacheDir, type HubDownloadOptions, type DownloadProgressEvent } from '../src/hub/index';
 import { startHubTestServer, type HubTestServer } from '../src/testing/index';
 
 let hub: HubTestServer;
@@ -120,6 +120,18 @@ describe('downloadModelFiles', () => {
     const before = hub.requests.length;
     expect((await downloadModelFiles('org/sharded', WEIGHTS, opts)).fromCache).toBe(true);
     expect(hub.requests.length).toBe(before);
+
+    // The drawn line: nothing on a non-TTY stream under 'auto', the whole line when forced (one update: no rate yet).
+    const written: string[] = [];
+    const stream = { isTTY: false, columns: 80, write: (text: string) => written.push(text) };
+    const quiet = new DownloadProgressDisplay({ stream, env: {}, delayMs: 0 });
+    quiet.update(last);
+    quiet.finish();
+    expect(written).toEqual([]);
+    const shown = new DownloadProgressDisplay({ progress: true, stream, env: {}, delayMs: 0 });
+    shown.update(last);
+    shown.finish();
+    expect(written.join('')).toMatch(new RegExp(`^\\rdownload org/sharded@${commit.slice(0, 10)} \\| 100% \\| 1\\.3 kB / 1\\.3 kB \\| 0 B/s \\| eta -- \\| model-00002-of-00002\\.safetensors\\x1b\\[K\\n$`));
   });
 
   it('explains a missing model, a missing revision, a private model and missing weights', async () => {
@@ -187,6 +199,24 @@ describe('downloadModelFiles', () => {
     );
     expect(existsSync(join(blobs, `${sha256(weights)}.incomplete`))).toBe(false);
     expect((await downloadModelFiles('org/damaged', WEIGHTS, opts)).downloaded).toEqual(['model.safetensors']);
+  });
+
+  it('starts a blob over when the server answers a Range request with the whole file', async () => {
+    const weights = bytes(6000, 11);
+    await hub.addCommit('org/no-ranges', { 'config.json': '{}', 'model.safetensors': weights });
+    const opts = options();
+    const blobs = join(opts.cacheDir!, 'models--org--no-ranges', 'blobs');
+    mkdirSync(blobs, { recursive: true });
+    writeFileSync(join(blobs, `${sha256(weights)}.incomplete`), weights.subarray(0, 2500));
+    hub.ignoreRanges = true;
+    try {
+      const start = hub.requests.length;
+      const got = await downloadModelFiles('org/no-ranges', WEIGHTS, opts);
+      expect(hub.since(start).filter((r) => r.url.startsWith('/cdn/')).map((r) => [r.range, r.status, r.bytes])).toEqual([['bytes=2500-', 200, 6000]]);
+      expect(readFileSync(join(got.dir, 'model.safetensors'))).toEqual(Buffer.from(weights));
+    } finally {
+      hub.ignoreRanges = false;
+    }
   });
 
   it('offline mode uses the cache and names what is missing; the cache root follows HF_HUB_CACHE / HF_HOME', async () => {

@@ -55,6 +55,8 @@ export class HubTestServer {
   readonly requests: HubTestRequest[] = [];
   /** The token a private repository needs (`Authorization: Bearer <token>`). */
   token = 'hf_test_token';
+  /** Answer every byte request with the whole file (200), as a server without Range support would. */
+  ignoreRanges = false;
   private readonly repos = new Map<string, Repo>();
   private readonly blobs = new Map<string, Buffer>();
   private drops: { sha256: string; afterBytes: number }[] = [];
@@ -174,7 +176,7 @@ export class HubTestServer {
   }
 
   private sendBytes(request: IncomingMessage, response: ServerResponse, log: HubTestRequest, content: Buffer, sha256: string, headers: Record<string, string>): void {
-    const range = /^bytes=(\d+)-(\d*)$/.exec(request.headers.range ?? '');
+    const range = this.ignoreRanges ? null : /^bytes=(\d+)-(\d*)$/.exec(request.headers.range ?? '');
     let start = 0;
     let end = content.length - 1;
     if (range) {
