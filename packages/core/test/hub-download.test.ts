@@ -127,6 +127,8 @@ describe('downloadModelFiles', () => {
     const quiet = new DownloadProgressDisplay({ stream, env: {}, delayMs: 0 });
     quiet.update(last);
     quiet.finish();
+    const disabled = new DownloadProgressDisplay({ stream: { ...stream, isTTY: true }, env: { HF_HUB_DISABLE_PROGRESS_BARS: '1' }, delayMs: 0 });
+    disabled.update(last);
     expect(written).toEqual([]);
     const shown = new DownloadProgressDisplay({ progress: true, stream, env: {}, delayMs: 0 });
     shown.update(last);

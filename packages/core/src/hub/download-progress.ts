@@ -1,7 +1,8 @@
 /**
  * The progress of a model download: one line on stderr, in bytes, redrawn at most every 200 ms. By default
- * ('auto') it follows the training progress bar's rule (an interactive terminal and no CI variable) and appears
- * only once a download has run for a second, so a cached or tiny model prints nothing.
+ * ('auto') it follows the training progress bar's rule (an interactive terminal and no CI variable), honours
+ * Python's HF_HUB_DISABLE_PROGRESS_BARS, and appears only once a download has run for a second, so a cached or tiny
+ * model prints nothing.
  */
 import { progressWanted, type ProgressStream } from '../training/progress';
 
@@ -45,7 +46,9 @@ export class DownloadProgressDisplay {
     const choice = options.progress ?? 'auto';
     this.stream = options.stream ?? process.stderr;
     if (typeof choice === 'function') this.callback = choice;
-    this.draw = choice === 'auto' ? progressWanted(this.stream, options.env ?? process.env) : choice === true;
+    const env = options.env ?? process.env;
+    const disabled = /^(1|true|yes|on)$/i.test(env.HF_HUB_DISABLE_PROGRESS_BARS ?? '');
+    this.draw = choice === 'auto' ? !disabled && progressWanted(this.stream, env) : choice === true;
     this.delayMs = options.delayMs ?? 1000;
   }
 
