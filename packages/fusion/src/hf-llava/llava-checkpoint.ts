@@ -25,6 +25,7 @@ import { llavaConfigDifferences, llavaConfigJson } from './llava-config';
 import { LLAVA_LAYOUTS, detectLlavaLayout, llavaRemapTable, type LlavaLayout } from './llava-keys';
 import { disposeAll, llavaParts, type LlavaVisionEncoderFunctions } from './llava-parts';
 
+/** Options of exportLlava. */
 export interface ExportLlavaOptions {
   /** `@chimera/vision-encoder` (its CLIP/SigLIP key table and config writer): `import * as visionEncoder from ...`. */
   visionEncoder: LlavaVisionEncoderFunctions;
@@ -34,6 +35,7 @@ export interface ExportLlavaOptions {
   layout?: LlavaLayout;
 }
 
+/** What exportLlava wrote. */
 export interface ExportLlavaResult {
   /** Tensor names written. */
   keys: string[];
@@ -58,6 +60,7 @@ export async function exportLlava(model: ComposedModel, dir: string, options: Ex
   }
 }
 
+/** Options of loadLlavaWeights. */
 export interface LoadLlavaOptions {
   /** `@chimera/vision-encoder`, as for exportLlava. */
   visionEncoder: LlavaVisionEncoderFunctions;
@@ -65,6 +68,7 @@ export interface LoadLlavaOptions {
   modality?: string;
 }
 
+/** What loadLlavaWeights read. */
 export interface LoadLlavaResult {
   /** The key layout the folder was in. */
   layout: LlavaLayout;

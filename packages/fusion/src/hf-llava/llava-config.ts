@@ -11,7 +11,7 @@ import type { LlavaParts } from './llava-parts';
 type Json = Record<string, unknown>;
 
 /** LlavaConfig as JSON for the model's parts. */
-export function llavaConfigJson(model: ComposedModel, parts: LlavaParts): Json {
+export function llavaConfigJson(model: ComposedModel, parts: LlavaParts): Record<string, unknown> {
   const text = configToHF(model.llm.config);
   return {
     architectures: ['LlavaForConditionalGeneration'],

@@ -16,8 +16,10 @@ import { concatTables, prefixTable, type RemapRule, type RemapTable } from '@chi
 import { LLAMA_HF_REMAP } from '@chimera/llm';
 import type { LlavaParts, LlavaVisionEncoderFunctions } from './llava-parts';
 
+/** A LLaVA checkpoint's key layout, named by the transformers versions whose module tree it is (see the file comment). */
 export type LlavaLayout = 'transformers<4.52' | 'transformers>=4.52';
 
+/** Both layouts, the default (what exportLlava writes unless told) first. */
 export const LLAVA_LAYOUTS: readonly LlavaLayout[] = ['transformers<4.52', 'transformers>=4.52'];
 
 /** Where each part sits in a layout. */
