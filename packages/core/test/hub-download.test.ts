@@ -153,11 +153,13 @@ describe('downloadModelFiles', () => {
     );
     await expect(downloadModelFiles('not an id', WEIGHTS, options())).rejects.toThrow(/expected 'org\/name'/);
 
-    // HF_TOKEN opens the private model; the token goes to the Hub's origin.
+    // HF_TOKEN opens the private model; the token goes to the Hub's origin only, never to the CDN it redirects to.
     const start = hub.requests.length;
     const got = await downloadModelFiles('org/private', WEIGHTS, { ...options(), env: { HF_TOKEN: hub.token } });
     expect(got.files).toEqual(['config.json', 'model.safetensors']);
-    expect(hub.since(start).every((r) => r.authorization === `Bearer ${hub.token}`)).toBe(true);
+    const sent = hub.since(start).map((r) => [r.origin, r.authorization]);
+    expect(sent.filter(([origin]) => origin === 'hub')).toEqual(Array(4).fill(['hub', `Bearer ${hub.token}`]));
+    expect(sent.filter(([origin]) => origin === 'cdn')).toEqual([['cdn', null]]);
   });
 
   it('resumes an interrupted blob from its .incomplete file with a Range request, in the same call or the next', async () => {

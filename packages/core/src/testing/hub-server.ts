@@ -6,9 +6,10 @@
  *                                                    RepoNotFound / RevisionNotFound; 401 for a private repository
  *   POST /api/models/<org>/<name>/paths-info/<rev>  [{ type, path, oid, size, lfs? }] for the paths that exist
  *   GET  /<org>/<name>/resolve/<rev>/<path>         a small file directly (ETag = git blob id); an LFS file
- *                                                    (*.safetensors by default) as a 302 to /cdn/<sha256>, with
- *                                                    X-Repo-Commit, X-Linked-Etag and X-Linked-Size
- *   GET  /cdn/<sha256>                              the bytes, honouring `Range: bytes=N-` with a 206
+ *                                                    (*.safetensors by default) as a 302 to <cdnUrl>/cdn/<sha256>,
+ *                                                    with X-Repo-Commit, X-Linked-Etag and X-Linked-Size
+ *   GET  <cdnUrl>/cdn/<sha256>                      the bytes, honouring `Range: bytes=N-` with a 206; the CDN is a
+ *                                                    second port, so another origin, as the Hub's is
  *
  * Every request is logged (`requests`), and `dropNext` cuts the connection once in the middle of a file.
  */
@@ -19,6 +20,8 @@ import type { AddressInfo } from 'node:net';
 import * as nodePath from 'node:path';
 
 export interface HubTestRequest {
+  /** Which server answered: the Hub's origin or the CDN's. */
+  origin: 'hub' | 'cdn';
   method: string;
   /** Path and query as received. */
   url: string;
@@ -63,8 +66,10 @@ export class HubTestServer {
   private counter = 0;
 
   constructor(
-    private readonly server: Server,
+    private readonly servers: Server[],
     readonly url: string,
+    /** Where LFS files are redirected to: another origin. */
+    readonly cdnUrl: string,
   ) {}
 
   /** Adds a commit of `files` (path -> bytes or text, or a folder read recursively) and returns its hash. */
@@ -108,15 +113,21 @@ export class HubTestServer {
   }
 
   close(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.closeAllConnections();
-      this.server.close((error) => (error ? reject(error) : resolve()));
-    });
+    return Promise.all(
+      this.servers.map(
+        (server) =>
+          new Promise<void>((resolve, reject) => {
+            server.closeAllConnections();
+            server.close((error) => (error ? reject(error) : resolve()));
+          }),
+      ),
+    ).then(() => undefined);
   }
 
   /** @internal */
-  async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  async handle(origin: 'hub' | 'cdn', request: IncomingMessage, response: ServerResponse): Promise<void> {
     const log: HubTestRequest = {
+      origin,
       method: request.method ?? 'GET',
       url: request.url ?? '/',
       range: request.headers.range ?? null,
@@ -131,9 +142,9 @@ export class HubTestServer {
       response.writeHead(status, { 'Content-Type': 'application/json', ...(errorCode ? { 'X-Error-Code': errorCode } : {}) });
       response.end(JSON.stringify(body));
     };
-    const api = /^\/api\/models\/([^/]+\/[^/]+)\/(revision|paths-info)\/(.+)$/.exec(path);
-    const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
-    const cdn = /^\/cdn\/([0-9a-f]{64})$/.exec(path);
+    const api = origin === 'cdn' ? null : /^\/api\/models\/([^/]+\/[^/]+)\/(revision|paths-info)\/(.+)$/.exec(path);
+    const resolve = origin === 'cdn' ? null : /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
+    const cdn = origin === 'hub' ? null : /^\/cdn\/([0-9a-f]{64})$/.exec(path);
     if (api || resolve) {
       const [repoId, revision] = api ? [api[1]!, api[3]!] : [resolve![1]!, resolve![2]!];
       const repo = this.repos.get(repoId);
@@ -164,7 +175,7 @@ export class HubTestServer {
       const headers = { 'X-Repo-Commit': commit, ETag: `"${file.lfs ? file.sha256 : file.gitOid}"` };
       if (file.lfs) {
         log.status = 302;
-        response.writeHead(302, { ...headers, 'X-Linked-Etag': `"${file.sha256}"`, 'X-Linked-Size': String(file.content.length), Location: `/cdn/${file.sha256}` });
+        response.writeHead(302, { ...headers, 'X-Linked-Etag': `"${file.sha256}"`, 'X-Linked-Size': String(file.content.length), Location: `${this.cdnUrl}/cdn/${file.sha256}` });
         return void response.end();
       }
       return this.sendBytes(request, response, log, file.content, file.sha256, headers);
@@ -210,17 +221,23 @@ export class HubTestServer {
   }
 }
 
-/** Starts a HubTestServer on 127.0.0.1 at a free port. Close it when done. */
+/** Starts a HubTestServer (the Hub and its CDN) on 127.0.0.1 at free ports. Close it when done. */
 export async function startHubTestServer(): Promise<HubTestServer> {
   let hub: HubTestServer | undefined;
-  const server = createServer((request, response) => {
-    hub!.handle(request, response).catch((error: Error) => {
-      if (!response.headersSent) response.writeHead(500, { 'Content-Type': 'application/json' });
-      response.end(JSON.stringify({ error: error.message }));
+  const serve = (origin: 'hub' | 'cdn') =>
+    createServer((request, response) => {
+      hub!.handle(origin, request, response).catch((error: Error) => {
+        if (!response.headersSent) response.writeHead(500, { 'Content-Type': 'application/json' });
+        response.end(JSON.stringify({ error: error.message }));
+      });
     });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  hub = new HubTestServer(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  const servers = [serve('hub'), serve('cdn')];
+  const urls: string[] = [];
+  for (const server of servers) {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    urls.push(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  }
+  hub = new HubTestServer(servers, urls[0]!, urls[1]!);
   return hub;
 }
 
