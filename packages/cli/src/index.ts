@@ -3,5 +3,5 @@
  * returns its exit code, so the commands can be scripted from Node as well as from the shell.
  */
 export { main } from './cli';
-export { UsageError, type CliIO, type Command } from './command';
+export { UsageError, type CliIO, type Command, type FlagValues, type ParsedCommandArgs, type PositionalArity, type TextSink } from './command';
 export { COMMANDS } from './commands/index';
