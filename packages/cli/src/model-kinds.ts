@@ -1,6 +1,8 @@
 // The three model families the CLI converts, each through its package's own HF importer and exporter: the LLM
 // (@chimera/llm: loadPretrained / savePretrained), the ViT tower (@chimera/vision-encoder) and the Whisper encoder
 // (@chimera/audio-encoder). The encoder packages are optional peers, imported only when a command needs them.
+import { promises as fs } from 'node:fs';
+import * as nodePath from 'node:path';
 import type { Module } from '@chimera/core';
 
 export type ModelKind = 'llm' | 'vision' | 'audio';
@@ -65,6 +67,10 @@ async function importPackage<T>(kind: ModelKind, load: () => Promise<T>): Promis
   }
 }
 
+async function isDirectory(path: string): Promise<boolean> {
+  return fs.stat(path).then((s) => s.isDirectory(), () => false);
+}
+
 async function llmFamily(): Promise<ModelFamily> {
   const llm = await importPackage('llm', () => import('@chimera/llm'));
   const wrap = (model: InstanceType<typeof llm.CausalLM>): LoadedModel => ({
@@ -78,7 +84,8 @@ async function llmFamily(): Promise<ModelFamily> {
   });
   return {
     kind: 'llm',
-    loadHF: async (path) => wrap((await llm.loadPretrained(path, { tokenizer: false })).model),
+    // loadPretrained reads a folder; a .safetensors or index path means the folder it sits in.
+    loadHF: async (path) => wrap((await llm.loadPretrained((await isDirectory(path)) ? path : nodePath.dirname(path), { tokenizer: false })).model),
     fromHFConfig: async (config, source) => wrap(new llm.CausalLM(llm.configFromHF(config, source))),
   };
 }
