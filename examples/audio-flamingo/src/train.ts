@@ -13,7 +13,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { initBackend, type BackendName } from '@chimera/core';
 import { QUESTION_TYPES, spectrogramImage } from '@chimera-examples/sounds-dataset';
 import { imageGrid, type GridTile } from '@chimera-examples/shapes-dataset';
@@ -21,6 +20,7 @@ import { writePng } from '@chimera-examples/shapes-dataset/png';
 import type { Scores } from './evaluate';
 import { percent, runExperiment, type ExperimentResult } from './experiment';
 import { reloadedAnswers } from './reload';
+import { int as integer, oneOf, parseFlags, positive, runScript, writeLossCurve } from '@chimera-examples/kit';
 
 const USAGE = `npm run train -- [options]     (the values shown are the defaults)
   --seed 1                 weights and training draws (held-out clips never change)
@@ -44,7 +44,8 @@ async function main(): Promise<void> {
   const startedAt = performance.now();
   const cpuAtStart = process.cpuUsage();
   const loadAtStart = loadavg();
-  const { values } = parseArgs({
+  const values = parseFlags({
+    usage: USAGE,
     options: {
       seed: { type: 'string', default: '1' },
       pool: { type: 'string', default: '1000' },
@@ -64,15 +65,9 @@ async function main(): Promise<void> {
       test: { type: 'string', default: '350' },
       out: { type: 'string' },
       backend: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  const earlyTrain = values['early-train'];
-  if (earlyTrain !== 'fusion' && earlyTrain !== 'projector+llm') throw new Error(`--early-train must be 'fusion' or 'projector+llm', got '${earlyTrain}'`);
+  const earlyTrain = oneOf('early-train', values['early-train']!, ['fusion', 'projector+llm'] as const);
   const backend = await initBackend(values.backend ? { backend: values.backend as BackendName } : {});
   console.log(`backend: ${backend.backend}`);
   const seed = int('seed', values.seed!);
@@ -107,6 +102,7 @@ async function main(): Promise<void> {
     log(`checkpoint: early-fusion.safetensors reloaded: ${earlyReload.same}/${earlyReload.total} held-out answers the same`);
   }
   writePng(join(runDir, 'test-answers.png'), imageGrid(tiles(result), { columns: 4, scale: 1 }));
+  await writeLossCurve(runDir, ['pretrain', 'audio', 'fusion', 'early'].map((stage) => ({ name: stage, path: join(runDir, `${stage}-metrics.jsonl`) })), log);
 
   const cpu = process.cpuUsage(cpuAtStart);
   const timing = {
@@ -193,18 +189,7 @@ function stage(values: Record<string, string | boolean | undefined>, steps: stri
 }
 
 function int(name: string, text: string): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} must be a non-negative integer, got '${text}'`);
-  return value;
+  return integer(name, text, 0);
 }
 
-function positive(name: string, text: string): number {
-  const value = Number(text);
-  if (!(value > 0)) throw new Error(`--${name} must be a positive number, got '${text}'`);
-  return value;
-}
-
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
-  process.exit(1);
-});
+void runScript(USAGE, main);

@@ -7,14 +7,11 @@
  *
  *   npm run train -- [--help] [--seed 1] [--steps N] [--out DIR] ...   (USAGE below lists every option)
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { join } from 'node:path';
 import { initBackend, loadCheckpoint, type BackendName } from '@chimera/core';
 import { QUESTION_TYPES, imageGrid, type GridTile } from '@chimera-examples/shapes-dataset';
 import { writePng } from '@chimera-examples/shapes-dataset/png';
+import { RunClock, fraction, int, log, parseFlags, positive, runDirectory, runScript, writeJson, writeLossCurve, type FlagValues, type RunTiming } from '@chimera-examples/kit';
 import type { RgbImage } from '@chimera/vision-encoder';
 import { evaluateComposed, type Scores } from './evaluate';
 import { percent, runExperiment, type ExperimentResult } from './experiment';
@@ -37,43 +34,33 @@ const TARGET_TYPES = ['color', 'shape'] as const;
 const GREEN = [120, 220, 120] as const;
 const RED = [240, 90, 90] as const;
 
+const OPTIONS = {
+  seed: { type: 'string', default: '1' },
+  'pretrain-steps': { type: 'string', default: '100' },
+  'pretrain-batch': { type: 'string', default: '64' },
+  'pretrain-lr': { type: 'string', default: '3e-3' },
+  'vision-steps': { type: 'string', default: '1500' },
+  'vision-batch': { type: 'string', default: '32' },
+  'vision-lr': { type: 'string', default: '5e-3' },
+  steps: { type: 'string', default: '400' },
+  batch: { type: 'string', default: '32' },
+  lr: { type: 'string', default: '3e-3' },
+  'multi-image': { type: 'string', default: '0.3' },
+  'max-images': { type: 'string', default: '2' },
+  test: { type: 'string', default: '600' },
+  'eval-every': { type: 'string', default: '100' },
+  out: { type: 'string' },
+  backend: { type: 'string' },
+} as const;
+
 async function main(): Promise<void> {
-  const startedAt = performance.now();
-  const cpuAtStart = process.cpuUsage();
-  const loadAtStart = loadavg();
-  const { values } = parseArgs({
-    options: {
-      seed: { type: 'string', default: '1' },
-      'pretrain-steps': { type: 'string', default: '100' },
-      'pretrain-batch': { type: 'string', default: '64' },
-      'pretrain-lr': { type: 'string', default: '3e-3' },
-      'vision-steps': { type: 'string', default: '1500' },
-      'vision-batch': { type: 'string', default: '32' },
-      'vision-lr': { type: 'string', default: '5e-3' },
-      steps: { type: 'string', default: '400' },
-      batch: { type: 'string', default: '32' },
-      lr: { type: 'string', default: '3e-3' },
-      'multi-image': { type: 'string', default: '0.3' },
-      'max-images': { type: 'string', default: '2' },
-      test: { type: 'string', default: '600' },
-      'eval-every': { type: 'string', default: '100' },
-      out: { type: 'string' },
-      backend: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  const multiImageFraction = Number(values['multi-image']);
-  if (!(multiImageFraction >= 0 && multiImageFraction <= 1)) throw new Error(`--multi-image must be a fraction in [0, 1], got '${values['multi-image']}'`);
+  const clock = new RunClock();
+  const values = parseFlags({ usage: USAGE, options: OPTIONS });
+  const multiImageFraction = fraction('multi-image', values['multi-image']!);
   const backend = await initBackend(values.backend ? { backend: values.backend as BackendName } : {});
   console.log(`backend: ${backend.backend}${backend.fastPaths?.length ? ` (fast paths: ${backend.fastPaths.join(', ')})` : ''}`);
   const seed = int('seed', values.seed!);
-  const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-  const runDir = resolve(values.out ?? join(repoRoot, 'runs', 'flamingo'), `seed${seed}`);
-  mkdirSync(runDir, { recursive: true });
+  const runDir = runDirectory('flamingo', values.out, `seed${seed}`);
   const paths = {
     llm: join(runDir, 'llm.safetensors'),
     vision: join(runDir, 'vision.safetensors'),
@@ -99,13 +86,9 @@ async function main(): Promise<void> {
   const reload = await reloadedAnswers(result, paths);
   log(`checkpoint: fusion.safetensors reloaded onto a fresh LLM and ViT (from llm.safetensors, vision.safetensors): ${reload.same}/${reload.total} held-out answers the same`);
   writePng(join(runDir, 'test-answers.png'), imageGrid(tiles(result), { columns: 6, scale: 3 }));
-  const cpu = process.cpuUsage(cpuAtStart);
-  const timing = {
-    wallSeconds: (performance.now() - startedAt) / 1000,
-    cpuSeconds: { user: cpu.user / 1e6, system: cpu.system / 1e6 },
-    loadAverage: { atStart: loadAtStart, atEnd: loadavg() },
-  };
-  writeFileSync(join(runDir, 'metrics.json'), `${JSON.stringify(report(result, backend.backend, timing, reload), null, 2)}\n`);
+  await writeLossCurve(runDir, (['pretrain', 'vision', 'fusion'] as const).map((stage) => ({ name: stage, path: join(runDir, `${stage}-metrics.jsonl`) })), log);
+  const timing = clock.timing();
+  writeJson(join(runDir, 'metrics.json'), report(result, backend.backend, timing, reload));
 
   console.log(`\nheld-out exact match on ${result.testSet.length} test episodes (the last question of each):`);
   console.log(table(result));
@@ -113,23 +96,18 @@ async function main(): Promise<void> {
   console.log(
     `\n${passed ? 'PASS' : 'FAIL'}: color and shape >= ${percent(TARGET)} (${TARGET_TYPES.map((t) => `${t} ${percent(result.trained.byType[t]?.accuracy ?? 0)}`).join(', ')}), ` +
       `checkpoint reload ${reload.same}/${reload.total} answers the same` +
-      `\ntime: ${timing.wallSeconds.toFixed(0)} s wall, ${(timing.cpuSeconds.user + timing.cpuSeconds.system).toFixed(0)} s CPU ` +
-      `(text ${result.seconds.pretrain.toFixed(0)} s, vision ${result.seconds.vision.toFixed(0)} s, fusion ${result.seconds.fusion.toFixed(0)} s, evaluation ${result.seconds.evaluation.toFixed(0)} s wall); ` +
-      `load average ${loadAtStart[0]!.toFixed(1)} at start, ${timing.loadAverage.atEnd[0]!.toFixed(1)} at end` +
-      `\nresults in ${runDir}/ (metrics.json, test-answers.png, {pretrain,vision,fusion}-metrics.jsonl, llm.safetensors, vision.safetensors, fusion.safetensors)`,
+      `\ntime: ${clock.summary()} ` +
+      `(text ${result.seconds.pretrain.toFixed(0)} s, vision ${result.seconds.vision.toFixed(0)} s, fusion ${result.seconds.fusion.toFixed(0)} s, evaluation ${result.seconds.evaluation.toFixed(0)} s wall)` +
+      `\nresults in ${runDir}/ (metrics.json, loss.png, test-answers.png, {pretrain,vision,fusion}-metrics.jsonl, llm.safetensors, vision.safetensors, fusion.safetensors)`,
   );
   result.model.dispose();
   if (!passed) process.exitCode = 1;
 }
 
-/** Log lines start on a clean line when a progress bar is drawn on the terminal. */
-function log(line: string): void {
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
-  console.log(line);
-}
+type StageFlag = keyof typeof OPTIONS;
 
-function stage(values: Record<string, string | boolean | undefined>, steps: string, batch: string, lr: string) {
-  return { steps: int(steps, values[steps] as string), batchSize: int(batch, values[batch] as string), learningRate: positive(lr, values[lr] as string) };
+function stage(values: FlagValues<typeof OPTIONS>, steps: StageFlag, batch: StageFlag, lr: StageFlag) {
+  return { steps: int(steps, values[steps]!), batchSize: int(batch, values[batch]!), learningRate: positive(lr, values[lr]!) };
 }
 
 /**
@@ -204,7 +182,7 @@ function sideBySide(images: readonly RgbImage[]): RgbImage {
 function report(
   result: ExperimentResult,
   backend: string,
-  timing: { wallSeconds: number; cpuSeconds: { user: number; system: number }; loadAverage: { atStart: number[]; atEnd: number[] } },
+  timing: RunTiming,
   reload: { same: number; total: number },
 ) {
   const scores = (s: Scores) => ({ accuracy: s.accuracy, correct: s.correct, total: s.total, byType: s.byType, byImageCount: s.byImageCount });
@@ -231,19 +209,4 @@ function report(
   };
 }
 
-function int(name: string, text: string): number {
-  const value = Number(text);
-  if (!Number.isInteger(value)) throw new Error(`--${name} must be an integer, got '${text}'`);
-  return value;
-}
-
-function positive(name: string, text: string): number {
-  const value = Number(text);
-  if (!(value > 0)) throw new Error(`--${name} must be a positive number, got '${text}'`);
-  return value;
-}
-
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
-  process.exit(1);
-});
+void runScript(USAGE, main);

@@ -13,7 +13,8 @@ import * as tf from '@tensorflow/tfjs';
 import { Linear, Module, type StepMetrics } from '@chimera/core';
 import type { PreparedImage, RgbImage, VisionTransformer } from '@chimera/vision-encoder';
 import { COLOR_NAMES, SPLITS, deriveSeed, type ShapesDataset, type SplitName } from '@chimera-examples/shapes-dataset';
-import { runStage, type StageOptions } from './training';
+import { runStage } from '@chimera-examples/kit';
+import type { StageOptions } from './training';
 
 /** The encoder with two heads over its mean patch feature; only the encoder is kept after pre-training. */
 export class ShapeLabeler extends Module {

@@ -1,6 +1,5 @@
-// What a run leaves behind: the PNG grid of held-out questions with the model's answers, the metrics JSON, and the
-// summary table printed at the end.
-import { writeFileSync } from 'node:fs';
+// What a run leaves behind besides the shared outputs (metrics.json, loss.png: @chimera-examples/kit): the PNG grid
+// of held-out questions with the model's answers, and the summary table printed at the end.
 import { imageGrid, type GridTile, type QuestionType } from '@chimera-examples/shapes-dataset';
 import { writePng } from '@chimera-examples/shapes-dataset/png';
 import type { ExactMatch } from './evaluate';
@@ -30,10 +29,6 @@ export function writeAnswerGrid(path: string, examples: readonly Example[], scor
     }
   }
   writePng(path, imageGrid(tiles, { columns: types.length * 2, scale: 4 }));
-}
-
-export function writeJson(path: string, value: unknown): void {
-  writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 /** Per-type accuracies of the model against the baseline, as printable lines. */

@@ -3,20 +3,15 @@
  * shapes questions next to a text-only baseline, scores both on held-out questions per type, checks that the
  * trainable-only checkpoint reloads to the same answers, and writes everything to one folder.
  *
- *   npm run train -w @chimera-examples/llava -- [--out DIR] [--seed 1] [--backend cpu|wasm]
- *     [--batch 32] [--vision-steps N] [--vision-lr X] [--vision-batch N] [--kind-weight 1] [--pair-weight 2] [--vision-from TOWER.safetensors] [--text-steps N] [--stage1-steps N] [--stage2-steps N] [--text-lr X] [--stage1-lr X] [--stage2-lr X] [--stage2-single-steps N] [--stage2-shapes 2,3]
- *     [--turns 1] [--train-vision false|last|true] [--shapes 1,3] [--types shape,color] [--held-out 200] [--eval-every N]
- *     [--image-size 32] [--patch 4] [--positions rope2d|learned] [--merge 2] [--feature-layer -1] [--vit-hidden N] [--vit-layers N]
- *     [--llm-hidden N] [--llm-layers N] [--llm-ffn N] [--llm-heads N] [--llm-kv-heads N]
+ *   npm run train -w @chimera-examples/llava -- [--help] [--out DIR] [--seed 1] ...   (USAGE below lists every option)
  *
  * Exit code 0 when the run meets its target (>= 90% held-out exact match on shape and color questions, the
- * baseline clearly below, the reloaded checkpoint answering the same); 1 with the reason otherwise.
+ * baseline clearly below, the reloaded checkpoint answering the same); 1 with the reason otherwise; 2 for a flag
+ * it does not know or cannot read.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { initBackend, type BackendName } from '@chimera/core';
 import type { ViTPositions } from '@chimera/vision-encoder';
 import { QUESTION_TYPES, type QuestionType } from '@chimera-examples/shapes-dataset';
@@ -24,7 +19,8 @@ import { checkTrainableCheckpoint } from './checkpoint';
 import type { ExactMatch } from './evaluate';
 import { describeScore, percent, runLlava, type LlavaOptions, type TrainVision } from './experiment';
 import { DEFAULT_SIZE, imageTokens, type LlavaSize } from './model';
-import { comparisonTable, writeAnswerGrid, writeJson } from './report';
+import { comparisonTable, writeAnswerGrid } from './report';
+import { UsageError, int, optionalInt, parseFlags, positive as rate, runDirectory, runScript, writeJson, writeLossCurve } from '@chimera-examples/kit';
 import { DEFAULT_LABEL_WEIGHTS } from './vision-pretraining';
 
 /** The acceptance target: held-out exact match on these types. */
@@ -39,14 +35,23 @@ const BASELINE_MARGIN = 0.3;
  */
 const DEFAULT_TYPES: readonly QuestionType[] = ['shape', 'color'];
 
-/** runs/llava at the repository root (this file runs as examples/llava/dist/train.js). */
-const DEFAULT_OUT = fileURLToPath(new URL('../../../runs/llava', import.meta.url));
+const USAGE = `npm run train -w @chimera-examples/llava -- [options]     (the values shown are the defaults)
+  --out <repo>/runs/llava  --seed 1  --backend wasm|cpu (default: initBackend()'s choice)  --batch 32
+  --vision-steps 600 --vision-lr 1e-2 --vision-batch N --kind-weight ${DEFAULT_LABEL_WEIGHTS.kind} --pair-weight ${DEFAULT_LABEL_WEIGHTS.pair}   ViT pre-training
+  --vision-from TOWER.safetensors   start from a saved tower instead of pre-training one
+  --text-steps 150 --text-lr 3e-3               the text-only LLM (also the baseline)
+  --stage1-steps 100 --stage1-lr 3e-3           stage 1: the projector
+  --stage2-steps 1500 --stage2-lr 2e-3 --stage2-single-steps 0 --stage2-shapes 2,3   stage 2: projector + LLM
+  --turns 1 --train-vision false|last|true --shapes 1,3 --types ${DEFAULT_TYPES.join(',')} --held-out 200 --eval-every 0
+  --image-size N --patch N --positions rope2d|learned --merge N --feature-layer N --vit-hidden N --vit-layers N
+  --llm-hidden N --llm-layers N --llm-ffn N --llm-heads N --llm-kv-heads N   (model defaults: model.ts)`;
 
 async function main(): Promise<number> {
   const startedAt = performance.now();
-  const { values } = parseArgs({
+  const values = parseFlags({
+    usage: USAGE,
     options: {
-      out: { type: 'string', default: DEFAULT_OUT },
+      out: { type: 'string' },
       seed: { type: 'string', default: '1' },
       backend: { type: 'string' },
       batch: { type: 'string', default: '32' },
@@ -146,9 +151,8 @@ async function main(): Promise<number> {
     log: (line) => console.log(line),
   };
 
-  const out = resolve(values.out!);
-  mkdirSync(out, { recursive: true });
-  for (const stale of ['metrics.json', 'test-answers.png', 'llava-trainable.safetensors', 'vision-tower.safetensors']) rmSync(join(out, stale), { force: true });
+  const out = runDirectory('llava', values.out);
+  for (const stale of ['metrics.json', 'loss.png', 'test-answers.png', 'llava-trainable.safetensors', 'vision-tower.safetensors']) rmSync(join(out, stale), { force: true });
   options.metricsDir = out;
   options.visionTowerPath = join(out, 'vision-tower.safetensors');
   if (values['vision-from'] !== undefined) {
@@ -171,6 +175,7 @@ async function main(): Promise<number> {
     const check = await checkTrainableCheckpoint(result, size, seed, join(out, 'llava-trainable.safetensors'));
     const stage1 = result.phases.find((p) => p.name === 'stage1')!.score;
     writeAnswerGrid(join(out, 'test-answers.png'), result.heldOut, result.final, types);
+    await writeLossCurve(out, ['vision', 'text', 'stage1', 'stage2'].map((phase) => ({ name: phase, path: join(out, `metrics-${phase}.jsonl`) })));
     const totalSeconds = (performance.now() - startedAt) / 1000;
 
     const failures: string[] = [];
@@ -210,7 +215,7 @@ async function main(): Promise<number> {
       `time: ${minutes(totalSeconds)} wall, ${minutes(result.trainSeconds)} in training steps, backend ${backend.backend}, ` +
         `load average ${loadavg()[0]!.toFixed(1)}`,
     );
-    console.log(`outputs: ${out}/ (metrics.json, test-answers.png, llava-trainable.safetensors, vision-tower.safetensors, metrics-{vision,text,stage1,stage2}.jsonl)`);
+    console.log(`outputs: ${out}/ (metrics.json, loss.png, test-answers.png, llava-trainable.safetensors, vision-tower.safetensors, metrics-{vision,text,stage1,stage2}.jsonl)`);
     if (failures.length) {
       console.error(`FAIL: ${failures.join('; ')}`);
       return 1;
@@ -230,24 +235,6 @@ function scores(score: Pick<ExactMatch, 'overall' | 'byType' | 'byTypeAndShapes'
     byType: accuracies(score.byType),
     byTypeAndShapes: Object.fromEntries(Object.entries(score.byTypeAndShapes).map(([type, byShapes]) => [type, accuracies(byShapes!)])),
   };
-}
-
-class UsageError extends Error {}
-
-function int(name: string, text: string): number {
-  const value = Number(text);
-  if (!Number.isInteger(value)) throw new UsageError(`--${name} must be an integer, got '${text}'`);
-  return value;
-}
-
-function optionalInt(name: string, text: string | undefined): number | undefined {
-  return text === undefined ? undefined : int(name, text);
-}
-
-function rate(name: string, text: string): number {
-  const value = Number(text);
-  if (!(value > 0 && Number.isFinite(value))) throw new UsageError(`--${name} must be a positive number, got '${text}'`);
-  return value;
 }
 
 /**
@@ -282,11 +269,4 @@ function minutes(seconds: number): string {
   return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    const message = error instanceof Error ? (error instanceof UsageError ? error.message : (error.stack ?? error.message)) : String(error);
-    console.error(`llava: ${message}`);
-    process.exit(error instanceof UsageError ? 2 : 1);
-  },
-);
+void runScript(USAGE, main);

@@ -3,19 +3,16 @@
  * prints progress, writes the Trainer's metrics JSONL and the held-out evaluations, and checks that greedy
  * decoding agrees with the teacher-forced exact match on a sample (and @chimera/llm's generate() with both).
  *
- *   npm run train -- [--task reversal|addition|all] [--seed 1] [--steps N] [--batch N] [--lr X]
- *                    [--hidden N] [--layers N] [--heads N] [--ffn N] [--eval N] [--eval-every N] [--out runs]
- *                    [--backend cpu|wasm] [--alphabet N] [--min-length N] [--max-length N] [--digits N]
+ *   npm run train -- [--help] [--task reversal|addition|all] [--seed 1] ...   (USAGE below lists every option)
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { initBackend, type BackendName } from '@chimera/core';
 import { generate } from '@chimera/llm';
 import { greedyAnswers, sameAnswer } from './evaluate';
 import { percent, runExperiment, type ExperimentOptions, type ModelSize } from './experiment';
 import { additionTask, reversalTask, type SequenceTask } from './tasks';
 import { EOS, PAD, decode } from './vocabulary';
+import { UsageError, int, optionalInt, parseFlags, positive, runDirectory, runScript, writeJson, writeJsonLines, writeLossCurve } from '@chimera-examples/kit';
 
 interface Preset {
   task: SequenceTask;
@@ -52,10 +49,23 @@ interface TaskFlags {
   digits?: number;
 }
 
+const USAGE = `npm run train -- [options]     (the values shown are the defaults)
+  --task all               reversal, addition or all
+  --seed 1
+  --steps N --batch N --lr X                          default: the task's preset
+  --hidden N --layers N --heads N --ffn N             the model (default: the task's preset)
+  --eval 2000              held-out problems scored
+  --eval-every 100         held-out exact match every N steps (0: never)
+  --alphabet N --min-length N --max-length N          reversal's strings
+  --digits N               addition's operands
+  --out runs               output root (a <task>-seed<N>/ folder is made in it)
+  --backend wasm|cpu       default: initBackend()'s choice`;
+
 const TARGET = 0.95;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const values = parseFlags({
+    usage: USAGE,
     options: {
       task: { type: 'string', default: 'all' },
       seed: { type: 'string', default: '1' },
@@ -78,7 +88,7 @@ async function main(): Promise<void> {
   });
   const names = values.task === 'all' ? Object.keys(PRESETS) : [values.task!];
   for (const name of names) {
-    if (!PRESETS[name]) throw new Error(`--task must be one of ${Object.keys(PRESETS).join(', ')} or all, got '${name}'`);
+    if (!PRESETS[name]) throw new UsageError(`--task must be one of ${Object.keys(PRESETS).join(', ')} or all, got '${name}'`);
   }
   const backend = await initBackend(values.backend ? { backend: values.backend as BackendName } : {});
   console.log(`backend: ${backend.backend}; fast paths: ${backend.fastPaths.join(', ') || 'none'}`);
@@ -99,21 +109,20 @@ async function main(): Promise<void> {
       numHeads: optionalInt('heads', values.heads) ?? preset.model.numHeads,
       intermediateSize: optionalInt('ffn', values.ffn) ?? preset.model.intermediateSize,
     };
-    const runDir = join(values.out!, `${name}-seed${seed}`);
-    mkdirSync(runDir, { recursive: true });
-    const evalLines: string[] = [];
+    const runDir = runDirectory('llm-sequence-tasks', values.out!, `${name}-seed${seed}`);
+    const evals: unknown[] = [];
     const options: ExperimentOptions = {
       task: preset.task,
       model,
       steps: optionalInt('steps', values.steps) ?? preset.steps,
       batchSize: optionalInt('batch', values.batch) ?? preset.batchSize,
-      learningRate: values.lr !== undefined ? Number(values.lr) : preset.learningRate,
+      learningRate: values.lr !== undefined ? positive('lr', values.lr) : preset.learningRate,
       seed,
       evalExamples: int('eval', values.eval!),
       evalEvery: int('eval-every', values['eval-every']!),
       metricsPath: join(runDir, 'metrics.jsonl'),
       log: (line) => console.log(`[${name}] ${line}`),
-      onEval: (point) => evalLines.push(JSON.stringify(point)),
+      onEval: (point) => evals.push(point),
     };
     const result = await runExperiment(options);
 
@@ -133,7 +142,8 @@ async function main(): Promise<void> {
         `generate() with the KV cache vs recomputation ${cacheMismatches} mismatches`,
     );
 
-    writeFileSync(join(runDir, 'eval.jsonl'), evalLines.map((l) => `${l}\n`).join(''));
+    writeJsonLines(join(runDir, 'eval.jsonl'), evals);
+    await writeLossCurve(runDir, [{ name: 'train', path: join(runDir, 'metrics.jsonl') }, { name: 'held-out', path: join(runDir, 'eval.jsonl') }], options.log);
     const report = {
       task: preset.task.name,
       seed,
@@ -151,7 +161,7 @@ async function main(): Promise<void> {
       greedyDisagreements: disagreements,
       generateMismatches: cacheMismatches,
     };
-    writeFileSync(join(runDir, 'result.json'), `${JSON.stringify(report, null, 2)}\n`);
+    writeJson(join(runDir, 'result.json'), report);
     const passed = result.after.accuracy >= TARGET && disagreements === 0 && cacheMismatches === 0;
     allPassed &&= passed;
     summary.push(
@@ -164,17 +174,4 @@ async function main(): Promise<void> {
   if (!allPassed) process.exitCode = 1;
 }
 
-function int(name: string, text: string): number {
-  const value = Number(text);
-  if (!Number.isInteger(value)) throw new Error(`--${name} must be an integer, got '${text}'`);
-  return value;
-}
-
-function optionalInt(name: string, text: string | undefined): number | undefined {
-  return text === undefined ? undefined : int(name, text);
-}
-
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+void runScript(USAGE, main);

@@ -3,26 +3,34 @@
  * on the default backend, prints progress, and writes the Trainer's metrics, the evaluations, a result summary
  * and a PNG grid of held-out images with their predictions.
  *
- *   npm run train -- [--seed 1] [--steps N] [--batch N] [--lr X] [--kinds circle,square,...] [--shape-size 0.3,0.6]
- *                    [--pooling mean|cls]
- *                    [--size 24] [--patch 4] [--hidden N] [--layers N] [--heads N] [--ffn N]
- *                    [--positions learned|rope2d]
- *                    [--test 2000] [--eval-every 250] [--out runs] [--backend cpu|wasm]
+ *   npm run train -- [--help] [--seed 1] [--steps N] ...   (USAGE below lists every option)
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { initBackend, type BackendName } from '@chimera/core';
 import type { ViTPositions } from '@chimera/vision-encoder';
 import { SHAPE_KINDS, imageGrid, isShapeKind, type ShapeKind } from '@chimera-examples/shapes-dataset';
 import { writePng } from '@chimera-examples/shapes-dataset/png';
+import { RunClock, UsageError, int, optionalInt, parseFlags, runDirectory, runScript, writeJson, writeJsonLines, writeLossCurve } from '@chimera-examples/kit';
 import { percent, runExperiment } from './experiment';
 import { DEFAULT_CLASSIFIER_SIZE, type ClassifierSize, type Pooling } from './model';
+
+const USAGE = `npm run train -- [options]     (the values shown are the defaults)
+  --seed 1 --steps 1500 --batch 32 --lr 5e-3
+  --kinds circle,square,...   shape kinds to classify (default: all)
+  --shape-size 0.3,0.6        min,max shape size as fractions of the image side
+  --pooling mean|cls          default mean
+  --size 24 --patch 4 --hidden N --layers N --heads N --ffn N --positions learned|rope2d   the ViT (defaults: model.ts)
+  --test 2000                 held-out images scored
+  --eval-every 250            validation accuracy every N steps (0: never)
+  --out runs                  output root (a seed<N>/ folder is made in it)
+  --backend wasm|cpu          default: initBackend()'s choice`;
 
 const TARGET = 0.95;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const clock = new RunClock();
+  const values = parseFlags({
+    usage: USAGE,
     options: {
       seed: { type: 'string', default: '1' },
       steps: { type: 'string', default: '1500' },
@@ -46,8 +54,8 @@ async function main(): Promise<void> {
   });
   const kinds = values.kinds!.split(',').map((k) => k.trim());
   const unknown = kinds.filter((k) => !isShapeKind(k));
-  if (unknown.length) throw new Error(`--kinds: unknown kind(s) ${unknown.join(', ')}; choose from ${SHAPE_KINDS.join(', ')}`);
-  if (values.pooling !== 'mean' && values.pooling !== 'cls') throw new Error(`--pooling must be mean or cls, got '${values.pooling}'`);
+  if (unknown.length) throw new UsageError(`--kinds: unknown kind(s) ${unknown.join(', ')}; choose from ${SHAPE_KINDS.join(', ')}`);
+  if (values.pooling !== 'mean' && values.pooling !== 'cls') throw new UsageError(`--pooling must be mean or cls, got '${values.pooling}'`);
   const backend = await initBackend(values.backend ? { backend: values.backend as BackendName } : {});
   console.log(`backend: ${backend.backend}`);
   const seed = int('seed', values.seed!);
@@ -60,21 +68,19 @@ async function main(): Promise<void> {
     intermediateSize: optionalInt('ffn', values.ffn) ?? DEFAULT_CLASSIFIER_SIZE.intermediateSize,
     positions: (values.positions ?? DEFAULT_CLASSIFIER_SIZE.positions) as ViTPositions,
   };
-  if (model.positions !== 'learned' && model.positions !== 'rope2d') throw new Error(`--positions must be learned or rope2d, got '${model.positions}'`);
+  if (model.positions !== 'learned' && model.positions !== 'rope2d') throw new UsageError(`--positions must be learned or rope2d, got '${model.positions}'`);
   const fractions = values['shape-size']!.split(',').map(Number);
   if (!(fractions.length === 2 && fractions[0]! > 0 && fractions[1]! > fractions[0]! && fractions[1]! < 1)) {
-    throw new Error(`--shape-size must be two fractions of the image side, min,max (e.g. 0.22,0.45), got '${values['shape-size']}'`);
+    throw new UsageError(`--shape-size must be two fractions of the image side, min,max (e.g. 0.22,0.45), got '${values['shape-size']}'`);
   }
   const shapeSize = { min: fractions[0]! * model.imageSize, max: fractions[1]! * model.imageSize };
   const steps = int('steps', values.steps!);
   const batchSize = int('batch', values.batch!);
   const learningRate = Number(values.lr);
-  if (!(learningRate > 0)) throw new Error(`--lr must be a positive number, got '${values.lr}'`);
+  if (!(learningRate > 0)) throw new UsageError(`--lr must be a positive number, got '${values.lr}'`);
 
-  const runDir = join(values.out!, `seed${seed}`);
-  mkdirSync(runDir, { recursive: true });
-  const evalLines: string[] = [];
-  const cpuStart = process.cpuUsage();
+  const runDir = runDirectory('vit-shapes', values.out!, `seed${seed}`);
+  const evals: unknown[] = [];
   const result = await runExperiment({
     data: { kinds: kinds as ShapeKind[], shapeSize },
     model,
@@ -88,11 +94,11 @@ async function main(): Promise<void> {
     metricsPath: join(runDir, 'metrics.jsonl'),
     progress: 'auto',
     log: (line) => console.log(line),
-    onEval: (point) => evalLines.push(JSON.stringify(point)),
+    onEval: (point) => evals.push(point),
   });
 
-  const cpu = process.cpuUsage(cpuStart);
-  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  const { cpuSeconds: cpu } = clock.timing();
+  const cpuSeconds = cpu.user + cpu.system;
   const { after, dataset } = result;
   const names = dataset.kinds;
   console.log(`confusion (rows: truth, columns: predicted; ${names.join(', ')}):`);
@@ -112,7 +118,8 @@ async function main(): Promise<void> {
   const gridPath = join(runDir, 'test-predictions.png');
   writePng(gridPath, imageGrid(tiles));
 
-  writeFileSync(join(runDir, 'eval.jsonl'), evalLines.map((l) => `${l}\n`).join(''));
+  writeJsonLines(join(runDir, 'eval.jsonl'), evals);
+  await writeLossCurve(runDir, [{ name: 'train', path: join(runDir, 'metrics.jsonl') }, { name: 'held-out', path: join(runDir, 'eval.jsonl') }]);
   const report = {
     seed,
     backend: backend.backend,
@@ -133,29 +140,16 @@ async function main(): Promise<void> {
     totalSeconds: result.totalSeconds,
     cpuSeconds,
   };
-  writeFileSync(join(runDir, 'result.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeJson(join(runDir, 'result.json'), report);
   const passed = after.accuracy >= TARGET;
   console.log(
     `\nheld-out accuracy ${percent(after.accuracy)} on ${after.total} test images (before training ${percent(result.before.accuracy)}, ` +
       `chance ${percent(1 / names.length)}), ${result.totalSeconds.toFixed(0)} s wall (${result.trainSeconds.toFixed(0)} s in training steps), ` +
       `${cpuSeconds.toFixed(0)} s of CPU time ` +
-      `${passed ? 'PASS' : 'FAIL'} (target ${percent(TARGET)})\nresults in ${runDir}/ (result.json, metrics.jsonl, eval.jsonl, test-predictions.png)`,
+      `${passed ? 'PASS' : 'FAIL'} (target ${percent(TARGET)})\nresults in ${runDir}/ (result.json, metrics.jsonl, eval.jsonl, loss.png, test-predictions.png)`,
   );
   result.model.dispose();
   if (!passed) process.exitCode = 1;
 }
 
-function int(name: string, text: string): number {
-  const value = Number(text);
-  if (!Number.isInteger(value)) throw new Error(`--${name} must be an integer, got '${text}'`);
-  return value;
-}
-
-function optionalInt(name: string, text: string | undefined): number | undefined {
-  return text === undefined ? undefined : int(name, text);
-}
-
-main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+void runScript(USAGE, main);
