@@ -1,12 +1,13 @@
 // `chimera summary` on files the test writes: an HF-style folder (two dtypes, config.json), a sharded folder and a
 // Chimera checkpoint. Expected counts are computed here from the shapes written, never typed in.
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHECKPOINT_KIND_KEY, Linear, saveCheckpoint, saveSafetensors, saveShardedSafetensors, tf } from '@chimera/core';
 import { setupTestBackend } from '@chimera/core/testing';
 import { groupOf } from '../src/commands/summary';
-import { assertBuilt, runChimera, tempFolder } from './run-cli';
+import { BIN, assertBuilt, runChimera, tempFolder } from './run-cli';
 
 const temp = tempFolder('summary');
 beforeAll(async () => {
@@ -111,6 +112,20 @@ describe('chimera summary', () => {
     const run = runChimera(['summary', temp.dir + '/nothing-here'], temp.dir);
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/^chimera summary: .*nothing-here: no such file or folder; pass a \.safetensors file/);
+  });
+
+  it('stops quietly (exit 0) when the reader closes the pipe early, as `| head` does', async () => {
+    const file = join(temp.dir, 'many.safetensors');
+    const many = Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`model.layers.${i}.mlp.weight`, tf.zeros([2])]));
+    await saveSafetensors(file, many);
+    tf.dispose(Object.values(many));
+    const child = spawn(process.execPath, [BIN, 'summary', file, '--tensors'], { cwd: temp.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
   });
 
   it('groups names: a layer index ends the group, the leaf is never one', () => {
