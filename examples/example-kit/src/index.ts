@@ -9,4 +9,4 @@ export { RunClock, type RunTiming } from './run-clock';
 export { defaultRunsDir, runDirectory, writeJson, writeJsonLines } from './outputs';
 export { writeLossCurve } from './loss-curves';
 export { runStage, type StageRunOptions } from './stage';
-export { runBuiltScript, type ScriptRun } from './script-check';
+export { runBuiltScript, unknownFlagProblems, type ScriptRun } from './script-check';

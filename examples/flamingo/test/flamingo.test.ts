@@ -19,7 +19,7 @@ import { runExperiment } from '../src/experiment';
 import { DEFAULT_SIZE, buildLLM, buildVision, composeFlamingo, type FlamingoSize } from '../src/model';
 import { trainFusion } from '../src/training';
 import { BOS, END_OF_CHUNK, IMAGE, decodeIds, encodeWords } from '../src/vocabulary';
-import { runBuiltScript } from '@chimera-examples/kit';
+import { unknownFlagProblems } from '@chimera-examples/kit';
 
 const TINY: FlamingoSize = {
   ...DEFAULT_SIZE,
@@ -228,11 +228,6 @@ describe('flamingo example', () => {
 
 describe('the training script', () => {
   it('prints the problem and the usage on stderr and exits 2 for an unknown flag, before any training', async () => {
-    const run = await runBuiltScript(new URL('../dist/train.js', import.meta.url), ['--no-such-flag']);
-    expect(run.code).toBe(2);
-    expect(run.stderr).toContain("Unknown option '--no-such-flag'");
-    expect(run.stderr).toContain('--seed'); // the usage
-    expect(run.stderr).not.toMatch(/ERR_PARSE_ARGS|\n\s+at /); // no stack
-    expect(run.stdout).toBe('');
+    expect(await unknownFlagProblems(new URL('../dist/train.js', import.meta.url))).toEqual([]);
   });
 });

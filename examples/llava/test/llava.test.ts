@@ -14,7 +14,7 @@ import { buildLlava, type LlavaSize } from '../src/model';
 import { conversationSample, heldOutExamples, questionSample, trainingConversations, type Example } from '../src/samples';
 import { DEFAULT_LABEL_WEIGHTS, patchLabelLoss, patchLabels } from '../src/vision-pretraining';
 import { BOS, EOS, IMAGE, VOCAB_SIZE, decodeWords, encodeWords } from '../src/vocabulary';
-import { runBuiltScript } from '@chimera-examples/kit';
+import { unknownFlagProblems } from '@chimera-examples/kit';
 
 // A reduced problem that trains in about a minute and still needs the object lookup: two shapes per 24x24 image,
 // three kinds and three colours, so a question names one of two objects by one attribute and asks for the other
@@ -303,11 +303,6 @@ describe('llava (reduced)', () => {
 
 describe('the training script', () => {
   it('prints the problem and the usage on stderr and exits 2 for an unknown flag, before any training', async () => {
-    const run = await runBuiltScript(new URL('../dist/train.js', import.meta.url), ['--no-such-flag']);
-    expect(run.code).toBe(2);
-    expect(run.stderr).toContain("Unknown option '--no-such-flag'");
-    expect(run.stderr).toContain('--seed'); // the usage
-    expect(run.stderr).not.toMatch(/ERR_PARSE_ARGS|\n\s+at /); // no stack
-    expect(run.stdout).toBe('');
+    expect(await unknownFlagProblems(new URL('../dist/train.js', import.meta.url))).toEqual([]);
   });
 });

@@ -6,7 +6,7 @@ import { classificationBatch, trainingIndices } from '../src/batches';
 import { evaluateAccuracy } from '../src/evaluate';
 import { runExperiment, type ExperimentOptions } from '../src/experiment';
 import { buildClassifier, classificationLoss, type ClassifierSize } from '../src/model';
-import { runBuiltScript } from '@chimera-examples/kit';
+import { unknownFlagProblems } from '@chimera-examples/kit';
 
 // A reduced problem that trains in seconds: three kinds at 16x16 (a 4x4 grid of 4-pixel patches).
 const KINDS = ['circle', 'square', 'triangle'] as const;
@@ -89,11 +89,6 @@ describe('vit-shapes', () => {
 
 describe('the training script', () => {
   it('prints the problem and the usage on stderr and exits 2 for an unknown flag, before any training', async () => {
-    const run = await runBuiltScript(new URL('../dist/train.js', import.meta.url), ['--no-such-flag']);
-    expect(run.code).toBe(2);
-    expect(run.stderr).toContain("Unknown option '--no-such-flag'");
-    expect(run.stderr).toContain('--seed'); // the usage
-    expect(run.stderr).not.toMatch(/ERR_PARSE_ARGS|\n\s+at /); // no stack
-    expect(run.stdout).toBe('');
+    expect(await unknownFlagProblems(new URL('../dist/train.js', import.meta.url))).toEqual([]);
   });
 });
