@@ -61,10 +61,17 @@ describe('chimera convert', () => {
   it('an LLM with its tokenizer: HF -> Chimera -> HF reproduces the files', async () => {
     const tokenizer = new ByteTokenizer();
     const model = new CausalLM(tinyLlama({ vocabSize: tokenizer.vocabSize, hiddenSize: 16, numHeads: 2, numKvHeads: 1, intermediateSize: 24 }));
+    // A checkpoint the user's own code saved (no config.json beside it) converts with --config.
+    const own = join(temp.dir, 'own-code');
+    mkdirSync(own);
+    await saveCheckpoint(model, join(own, 'weights.safetensors'));
     const { hf, chimera } = await roundTrip('llama', model, (dir) => savePretrained(model, dir, { tokenizer }));
     const tokenizerFiles = readdirSync(hf).filter((f) => f.startsWith('tokenizer'));
     expect(tokenizerFiles).toContain('tokenizer.json');
     sameFiles(hf, chimera, tokenizerFiles);
+    const fromOwn = join(temp.dir, 'own-code-hf');
+    convert(join(own, 'weights.safetensors'), fromOwn, '--config', join(hf, 'config.json'));
+    sameFiles(hf, fromOwn, ['model.safetensors', 'config.json']);
   });
 
   it('a ViT tower: HF -> Chimera -> HF reproduces the files', async () => {

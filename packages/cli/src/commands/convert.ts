@@ -84,8 +84,10 @@ async function run({ values, positionals }: ParsedCommandArgs, io: CliIO): Promi
         'load it onto the base model (loadTrainableCheckpoint) and saveCheckpoint the whole model, then convert that',
     );
   }
-  const configSource = configFlag ?? found.dir;
-  const config = await readConfigJson(configSource);
+  if (found.layout === 'hf' && configFlag !== undefined) {
+    throw new UsageError(`--config is for Chimera checkpoints; ${input} is in the HF layout and its own config.json is read`);
+  }
+  const config = await readConfigJson(configFlag ?? found.dir);
   if (found.layout === 'chimera' && !config) {
     throw new UsageError(`${input} is a Chimera checkpoint with no config.json beside it; pass --config with the HF config.json of the model it holds`);
   }
@@ -101,7 +103,7 @@ async function run({ values, positionals }: ParsedCommandArgs, io: CliIO): Promi
   if (found.layout === 'hf') {
     model = await family.loadHF(found.files.length === 1 && !(await isDir(input)) ? input : found.dir);
   } else {
-    model = await family.fromHFConfig(config, nodePath.join(configSource, configFlag ? '' : 'config.json'));
+    model = await family.fromHFConfig(config, configFlag ?? nodePath.join(found.dir, 'config.json'));
     try {
       await loadCheckpoint(model.module, found.files.length === 1 ? found.files[0]!.path : input);
     } catch (error) {
@@ -118,7 +120,7 @@ async function run({ values, positionals }: ParsedCommandArgs, io: CliIO): Promi
         output,
         async (staging) => {
           await saveCheckpoint(model.module, nodePath.join(staging, 'model.safetensors'), { floatDtype: dtype });
-          await copier(found.dir, carried.filter((name) => name !== 'config.json')).save(staging);
+          await copier(found.dir, carried).save(staging);
           await writeFileAtomic(nodePath.join(staging, 'config.json'), `${JSON.stringify(model.hfConfig(), null, 2)}\n`);
         },
         { last: ['config.json'], what: 'convert' },
