@@ -33,6 +33,10 @@ export const DEFAULT_MAX_DECODE_PIXELS = 100_000_000;
  */
 export const DEFAULT_MAX_DECODE_BYTES = 256 * 2 ** 20;
 
+/**
+ * Options of {@link decodeImage} and {@link decodeImageSync}: the pixel cap, the memory budget, oversize handling and
+ * alpha.
+ */
 export interface DecodeOptions {
   /** Largest width * height accepted (default DEFAULT_MAX_PIXELS). */
   maxPixels?: number;

@@ -15,7 +15,13 @@ export type ImageInputErrorCode =
  * so a failure inside a dataset loop says which item was bad.
  */
 export class ImageInputError extends Error {
+  /** Always 'ImageInputError'. */
   override readonly name = 'ImageInputError';
+  /**
+   * @param code Why the image was refused.
+   * @param message What was expected, what was found, and what to do.
+   * @param source The file path, or `<N bytes>` for a buffer.
+   */
   constructor(
     readonly code: ImageInputErrorCode,
     message: string,

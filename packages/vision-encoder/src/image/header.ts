@@ -1,12 +1,16 @@
 // Format sniffing and header parsing (PNG IHDR, JPEG SOFn): image size known before any pixel is decoded.
 import { ImageInputError } from './errors';
 
+/** The image formats the package decodes. */
 export type ImageFormat = 'png' | 'jpeg';
 
 /** What the header says, read without decoding pixel data. */
 export interface ImageHeader {
+  /** Format, from the magic bytes. */
   format: ImageFormat;
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
   /** PNG: bit depth (1, 2, 4, 8, 16); JPEG: sample precision (8 or 12). */
   bitDepth: number;

@@ -6,17 +6,23 @@ import type { RgbColor, RgbImage } from './types';
 
 /** Mean and standard deviation per channel (R, G, B) of values already rescaled to 0..1. */
 export interface NormalizeStats {
+  /** Per-channel mean (R, G, B). */
   mean: readonly [number, number, number];
+  /** Per-channel standard deviation (R, G, B). */
   std: readonly [number, number, number];
 }
 
 /** The statistics the released checkpoints were trained with (OpenAI CLIP, Google SigLIP, torchvision ImageNet). */
 export const NORMALIZE_PRESETS = {
+  /** OpenAI CLIP's statistics. */
   clip: { mean: [0.48145466, 0.4578275, 0.40821073], std: [0.26862954, 0.26130258, 0.27577711] },
+  /** Google SigLIP's: mean and std 0.5 (values in -1..1). */
   siglip: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
+  /** torchvision's ImageNet statistics. */
   imagenet: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
 } as const satisfies Record<string, NormalizeStats>;
 
+/** A key of {@link NORMALIZE_PRESETS}. */
 export type NormalizePresetName = keyof typeof NORMALIZE_PRESETS;
 
 /** A preset name or explicit statistics. */

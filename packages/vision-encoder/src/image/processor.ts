@@ -20,6 +20,7 @@ export type ImageInput = RgbImage | Uint8Array | string;
 /** Resize so the shorter side is `shortestEdge` (aspect kept), or to exactly `width` x `height`. */
 export type ResizeSpec = { shortestEdge: number } | { width: number; height: number };
 
+/** Options of {@link ImageProcessor}: normalisation, resize, crop, padding and the decoding limits. */
 export interface ImageProcessorOptions {
   /** Normalisation preset name or statistics. */
   preset: Normalization;
@@ -45,7 +46,13 @@ export interface ImageProcessorOptions {
   background?: AlphaBackground;
 }
 
+/**
+ * The preprocessing pipeline HF image processors run, in pure JS and deterministic: pixel cap, optional pad to
+ * square, resize, center crop, rescale and normalise to float32 [H, W, 3]. `outputSize` gives the final size from the
+ * input size alone.
+ */
 export class ImageProcessor {
+  /** The options it was built with. */
   readonly options: Readonly<ImageProcessorOptions>;
   private readonly padFill: RgbColor | null;
 

@@ -14,6 +14,7 @@ import { ImageInputError } from './errors';
 import { assertRgbImage, checkSize } from './pixels';
 import type { RgbImage } from './types';
 
+/** Resampling filter, with PIL's arithmetic. */
 export type ResizeFilter = 'bilinear' | 'bicubic';
 
 interface Kernel {

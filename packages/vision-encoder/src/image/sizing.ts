@@ -1,8 +1,11 @@
 // Output-size arithmetic shared by the processor and the decoders: shortest-edge scaling and pixel-cap fitting.
 import { ImageInputError } from './errors';
 
+/** A size in pixels. */
 export interface ImageSize {
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
 }
 

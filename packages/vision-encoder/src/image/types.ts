@@ -2,8 +2,11 @@
 
 /** An 8-bit RGB image: row-major HWC, 3 bytes per pixel (`data.length === width * height * 3`). */
 export interface RgbImage {
+  /** The pixels, row-major, 3 bytes (R, G, B) per pixel. */
   data: Uint8Array;
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
 }
 

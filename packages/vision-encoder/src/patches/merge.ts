@@ -12,8 +12,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+/** Grids not divisible by the merge factor: refuse ('error') or zero-pad at the bottom/right ('pad'). */
 export type OddGridPolicy = 'error' | 'pad';
 
+/** Options of {@link mergePatches} and {@link mergedGridShape}. */
 export interface MergeOptions {
   /** Window side k (default 2: 2x2 patches -> one token). */
   factor?: number;
@@ -21,16 +23,21 @@ export interface MergeOptions {
   oddGrid?: OddGridPolicy;
 }
 
+/** Options of {@link pixelShuffle} and {@link pixelShuffleGridShape}. */
 export interface PixelShuffleOptions {
   /** Output resolution scale, 1/k (default 0.5, InternVL's downsample_ratio). */
   scale?: number;
   /** InternVL's ps_version: 'v2' (default) or the legacy transposed 'v1'. */
   version?: 'v1' | 'v2';
+  /** Grids not divisible by 1/scale: refuse (default) or zero-pad. */
   oddGrid?: OddGridPolicy;
 }
 
+/** A grid of patches or tokens. */
 export interface GridShape {
+  /** Rows. */
   rows: number;
+  /** Columns. */
   cols: number;
 }
 

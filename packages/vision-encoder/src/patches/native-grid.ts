@@ -11,9 +11,11 @@
 
 /** Qwen2-VL's defaults: 14-pixel patches merged 2x2, so sides are multiples of 28. */
 export const QWEN2VL_PATCH_SIZE = 14;
+/** Qwen2-VL merges 2x2 patches into one token. */
 export const QWEN2VL_MERGE_SIZE = 2;
 /** `smart_resize`'s default bounds: 56*56 pixels up to 1280 merged tokens of 28*28 pixels. */
 export const QWEN2VL_MIN_PIXELS = 56 * 56;
+/** `smart_resize`'s default upper bound: 1280 merged tokens of 28x28 pixels. */
 export const QWEN2VL_MAX_PIXELS = 14 * 14 * 4 * 1280;
 /** Images more elongated than this are refused (as Qwen2-VL does): they would give degenerate grids. */
 export const MAX_ASPECT_RATIO = 200;
@@ -21,6 +23,7 @@ export const MAX_ASPECT_RATIO = 200;
 /** What to do with an image over the pixel cap: refuse it, or scale it down to fit. */
 export type OversizePolicy = 'error' | 'resize';
 
+/** Options of {@link smartResize} and {@link nativeGeometry} (Qwen2-VL's native resolution). */
 export interface NativeResolutionOptions {
   /** ViT patch side in pixels (default 14). */
   patchSize?: number;
@@ -34,9 +37,11 @@ export interface NativeResolutionOptions {
   onOversize?: OversizePolicy;
 }
 
+/** The processed size, patch grid and token grid of one native-resolution image, from {@link nativeGeometry}. */
 export interface NativeGeometry {
   /** Processed size in pixels: multiples of patchSize * mergeSize. */
   height: number;
+  /** Processed width in pixels (a multiple of patchSize * mergeSize). */
   width: number;
   /** ViT patch grid of the processed image (before merging). */
   patchGrid: { rows: number; cols: number };

@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { MediaGrid } from '@chimera/core';
 
+/** (frame, row, col) of every token of a grid, as parallel arrays. */
 export interface TokenPositions {
   /** Row index of every token. */
   rows: Int32Array;

@@ -58,7 +58,9 @@ export function extractPatches(image: tf.Tensor3D, patchSize: number): tf.Tensor
   });
 }
 
+/** Options of {@link RawPatchEmbedding}. */
 export interface RawPatchEmbeddingOptions {
+  /** Patch side in pixels (Fuyu: 30). */
   patchSize: number;
   /** Model width D. */
   dim: number;
@@ -68,6 +70,7 @@ export interface RawPatchEmbeddingOptions {
   rowBreaks?: boolean;
 }
 
+/** What {@link RawPatchEmbedding.forward} returns; the caller owns `features`. */
 export interface RawPatchOutput {
   /** [rows * (cols + 1), D] with row breaks, [rows * cols, D] without. */
   features: tf.Tensor2D;
@@ -77,9 +80,13 @@ export interface RawPatchOutput {
 
 /** Fuyu's encoder-free image embedding: a Linear over raw patches, plus the learned row break. */
 export class RawPatchEmbedding extends Module {
+  /** Patch side in pixels. */
   readonly patchSize: number;
+  /** Image channels. */
   readonly channels: number;
+  /** Model width D. */
   readonly dim: number;
+  /** Whether a row-break embedding follows every row. */
   readonly rowBreaks: boolean;
   /** The patch projection, [patch*patch*C, D] (HF Fuyu: `vision_embed_tokens`). */
   readonly proj: Linear;

@@ -15,8 +15,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+/** Where the global view (the whole image at tile size) goes among the tiles: first, last, or none. */
 export type ThumbnailPlacement = 'first' | 'last' | 'none';
 
+/** Options of {@link planTiling} (InternVL / NVLM dynamic tiling). */
 export interface TilingOptions {
   /** Side of a square tile in pixels: the encoder's input size (e.g. 448 for InternViT, 336 for CLIP-L/336). */
   tileSize: number;
@@ -30,8 +32,11 @@ export interface TilingOptions {
   thumbnailWithSingleTile?: boolean;
 }
 
+/** A grid of tiles. */
 export interface TileGrid {
+  /** Tile rows. */
   rows: number;
+  /** Tile columns. */
   cols: number;
 }
 
@@ -41,7 +46,9 @@ export interface TilingPlan {
   grid: TileGrid;
   /** Size the image is stretched to before cutting: cols*tileSize x rows*tileSize. */
   resizedWidth: number;
+  /** Height the image is stretched to before cutting: rows * tileSize. */
   resizedHeight: number;
+  /** Side of a square tile in pixels. */
   tileSize: number;
   /** Index of the thumbnail among the views, or -1 when there is none. */
   thumbnailIndex: number;

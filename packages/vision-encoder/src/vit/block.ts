@@ -8,10 +8,18 @@ import * as tf from '@tensorflow/tfjs';
 import { Attention, LayerNorm, MLP, Module, type RotaryTables } from '@chimera/core';
 import type { ViTConfig } from './config';
 
+/**
+ * One pre-norm encoder block as in CLIP and SigLIP: x + attn(LN1(x)), then x + MLP(LN2(x)), bidirectional, with HF's
+ * child names.
+ */
 export class ViTBlock extends Module {
+  /** LayerNorm before attention. */
   readonly layer_norm1: LayerNorm;
+  /** Bidirectional self-attention (biases on every projection). */
   readonly self_attn: Attention;
+  /** LayerNorm before the MLP. */
   readonly layer_norm2: LayerNorm;
+  /** The feed-forward block (fc1, fc2). */
   readonly mlp: MLP;
 
   constructor(config: ViTConfig) {

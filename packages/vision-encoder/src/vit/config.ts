@@ -15,19 +15,30 @@ export type ViTFamily = 'clip' | 'siglip';
 /** 'learned': one trained vector per grid cell (interpolated for other sizes); 'rope2d': rotary (row, col). */
 export type ViTPositions = 'learned' | 'rope2d';
 
+/**
+ * A ViT tower's architecture (CLIP or SigLIP layout, or custom). Build one with {@link vitConfig}, a preset such as
+ * {@link clipVitL14_336}, or {@link vitConfigFromHF}.
+ */
 export interface ViTConfig {
+  /** The HF layout it round-trips to, or null for a custom tower. */
   family: ViTFamily | null;
   /** The square input size the learned positions were trained for (other sizes interpolate). */
   imageSize: number;
+  /** Patch side in pixels. */
   patchSize: number;
+  /** Input channels (3 for RGB). */
   channels: number;
+  /** Model width D. */
   hiddenSize: number;
+  /** Encoder blocks. */
   numLayers: number;
+  /** Attention heads. */
   numHeads: number;
   /** Width of the MLP's hidden layer. */
   intermediateSize: number;
   /** MLP activation: CLIP 'quick_gelu', SigLIP 'gelu_tanh' (any name core's getActivation knows). */
   activation: string;
+  /** Epsilon of every LayerNorm. */
   layerNormEps: number;
   /** A learned CLS token is prepended to the patches (CLIP yes, SigLIP no). */
   clsToken: boolean;
@@ -37,6 +48,7 @@ export interface ViTConfig {
   postNorm: boolean;
   /** A bias on the patch projection (SigLIP yes, CLIP no). */
   patchBias: boolean;
+  /** How positions enter: learned vectors or 2-D RoPE. */
   positions: ViTPositions;
   /** Frequency base of the 2-D RoPE (positions 'rope2d'). */
   ropeTheta: number;
@@ -131,6 +143,10 @@ export function trainedGridSize(config: ViTConfig): number {
   return Math.floor(config.imageSize / config.patchSize);
 }
 
+/**
+ * Throws a message naming the field unless the config is consistent (positive sizes, heads dividing the width, a
+ * known activation, ...).
+ */
 export function validateViTConfig(config: ViTConfig): void {
   const problems: string[] = [];
   const positiveInt = (key: keyof ViTConfig) => {

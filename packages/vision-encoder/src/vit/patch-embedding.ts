@@ -8,8 +8,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module, init } from '@chimera/core';
 
+/** The grid of patches an image is cut into. */
 export interface PatchGrid {
+  /** Patch rows. */
   rows: number;
+  /** Patch columns. */
   cols: number;
 }
 
@@ -30,11 +33,20 @@ export function patchify(pixels: tf.Tensor4D, patchSize: number): tf.Tensor3D {
   });
 }
 
+/**
+ * The patch projection of a ViT: non-overlapping p x p patches -> D-wide tokens, computed as patchify + matMul.
+ * Weight `[p, p, in, out]` (conv layout, so HF's conv weight maps by transpose), optional bias `[out]`.
+ */
 export class PatchEmbedding extends Module {
+  /** Patch side p in pixels. */
   readonly patchSize: number;
+  /** Input channels. */
   readonly inChannels: number;
+  /** Output width D. */
   readonly outChannels: number;
+  /** Projection [p, p, in, out]. */
   readonly weight: tf.Variable; // [p, p, in, out]
+  /** Bias [out], or null without one. */
   readonly bias: tf.Variable | null; // [out]
 
   constructor(inChannels: number, outChannels: number, patchSize: number, options: { bias?: boolean } = {}) {

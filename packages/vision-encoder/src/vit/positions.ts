@@ -63,9 +63,13 @@ export function resizeGridBicubic(grid: tf.Tensor3D, rows: number, cols: number)
  * CLS first when present). `forward(grid)` returns [1, (1 +) rows*cols, D] for any grid.
  */
 export class LearnedPositions extends Module {
+  /** Side of the square grid the positions were trained for. */
   readonly gridSize: number;
+  /** Whether the first vector belongs to the CLS token. */
   readonly hasClsPosition: boolean;
+  /** Width D. */
   readonly dim: number;
+  /** The vectors [(1 +) gridSize^2, D]. */
   readonly weight: tf.Variable; // [(1 +) gridSize^2, D]
 
   constructor(gridSize: number, dim: number, options: { clsPosition: boolean }) {
@@ -77,6 +81,10 @@ export class LearnedPositions extends Module {
     this.weight = this.addParameter('weight', init.normal([count, dim], 0.02));
   }
 
+  /**
+   * Positions [1, (1 +) rows*cols, D] for `grid`, bicubic-resized when it differs from the trained grid. The caller
+   * owns the result.
+   */
   forward(grid: PatchGrid): tf.Tensor3D {
     return tf.tidy(() => {
       const cls = this.hasClsPosition ? 1 : 0;
@@ -95,6 +103,7 @@ export class LearnedPositions extends Module {
  * whose rotation is the identity: it is effectively unrotated.
  */
 export class Rope2dPositions {
+  /** The 2-D rotary embedding (row and column axes). */
   readonly rotary: RotaryEmbedding;
 
   constructor(headDim: number, theta: number) {

@@ -35,6 +35,7 @@ export type FeatureLayer = number | 'final';
 /** LLaVA's vision_feature_select_strategy: 'default' drops CLS, 'full' keeps it. */
 export type FeatureSelect = 'default' | 'full';
 
+/** Options of {@link VisionTransformer.forward}. */
 export interface ViTForwardOptions {
   /** Hidden states to return besides the final output (see the file comment for the indexing). */
   taps?: FeatureLayer | readonly FeatureLayer[];
@@ -44,16 +45,19 @@ export interface ViTForwardOptions {
   select?: FeatureSelect;
 }
 
+/** What {@link VisionTransformer.forward} returns; the caller owns the tensors. */
 export interface ViTOutput {
-  /** [B, T, D]: the last layer's output after post_layernorm (when the config has one). */
+  /** Shape [B, T, D]: the last layer's output after post_layernorm (when the config has one). */
   hidden: tf.Tensor3D;
   /** One [B, T, D] per requested tap, in the requested order; with `concat`, exactly one [B, T, D * taps]. */
   taps: tf.Tensor3D[];
+  /** The patch grid of the input. */
   grid: PatchGrid;
   /** Whether token 0 of the returned sequences is the CLS token. */
   hasClsToken: boolean;
 }
 
+/** Options of {@link VisionTransformer.features}. */
 export interface ViTFeaturesOptions {
   /** One layer or several (concatenated along features). Default -2 (LLaVA's vision_feature_layer). */
   layers?: FeatureLayer | readonly FeatureLayer[];
@@ -61,22 +65,36 @@ export interface ViTFeaturesOptions {
   select?: FeatureSelect;
 }
 
+/** What {@link VisionTransformer.features} returns; the caller owns `features`. */
 export interface ViTFeatures {
   /** [B, T, D * layers.length]. */
   features: tf.Tensor3D;
+  /** The patch grid of the input. */
   grid: PatchGrid;
+  /** Whether token 0 is the CLS token. */
   hasClsToken: boolean;
   /** The requested layers as non-negative hidden_states indices ('final' stays 'final'). */
   layers: FeatureLayer[];
 }
 
+/**
+ * The ViT vision tower in its CLIP and SigLIP forms, with multi-layer feature taps and LLaVA's CLS selection. pixels
+ * [B, H, W, C] (NHWC, normalised float32) -> tokens [B, (1 +) rows*cols, D]. Names follow HF's `vision_model.*`.
+ */
 export class VisionTransformer extends Module {
+  /** The tower's config. */
   readonly config: ViTConfig;
+  /** Patch projection. */
   readonly patch_embedding: PatchEmbedding;
+  /** The CLS vector [D], or null without a CLS token. */
   readonly class_embedding: tf.Variable | null; // [D]
+  /** Learned positions, or null with 2-D RoPE. */
   readonly position_embedding: LearnedPositions | null;
+  /** LayerNorm before the first block (CLIP; HF's spelling), or null. */
   readonly pre_layrnorm: LayerNorm | null;
+  /** The encoder blocks. */
   readonly layers: ViTBlock[];
+  /** LayerNorm after the last block, or null. */
   readonly post_layernorm: LayerNorm | null;
   private readonly rope: Rope2dPositions | null;
 
