@@ -328,6 +328,7 @@ async function configFromWeights(
 
 // ---- export ----
 
+/** Options of {@link exportHFVisionTower} and {@link hfVisionStateDict}. */
 export interface ExportHFVisionTowerOptions {
   /** Key prefix in the written file (default 'vision_model.', as CLIPVisionModel / SiglipVisionModel save). */
   prefix?: string;
