@@ -19,14 +19,17 @@ import {
 /** Metadata key holding the JSON list of parameter names that were trainable when the checkpoint was saved. */
 export const TRAINABLE_NAMES_KEY = 'chimera.fusion.trainable';
 
+/** Options of {@link saveComposed} and `ComposedModel.save`. */
 export interface SaveComposedOptions extends SaveSafetensorsOptions {
   /** Save only the trainable parameters (default false: everything). */
   trainableOnly?: boolean;
+  /** String metadata written into the header(s), next to the trainable names. */
   metadata?: Record<string, string>;
   /** Shard size bound when `path` is a directory. */
   maxShardBytes?: number;
 }
 
+/** Options of {@link loadComposed} and `ComposedModel.load`. */
 export interface LoadComposedOptions {
   /** For full checkpoints: every key must be present and none extra (default true). */
   strict?: boolean;

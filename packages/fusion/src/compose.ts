@@ -25,6 +25,10 @@ import type { AttachContext, FusionStrategy, StrategyPackOptions } from './strat
 /** The composed model's name for the backbone. */
 export const BACKBONE_NAME = 'llm';
 
+/**
+ * Options of {@link compose}: the backbone, the modality plugins, one fusion strategy per modality, and optionally a
+ * tokenizer, placeholders, pack options and a freezing selection.
+ */
 export interface ComposeOptions {
   /** The LLM. Fusion strategies extend it in place. */
   backbone: CausalLM;
@@ -46,6 +50,11 @@ export interface ComposeOptions {
   trainable?: TrainableSelection;
 }
 
+/**
+ * Joins a backbone LLM, modality plugins and one fusion strategy per modality into a {@link ComposedModel}. The model
+ * takes ownership of the backbone and the plugins' modules (`dispose()` frees them). Without `trainable`, every
+ * parameter keeps the trainable flag it had; call `trainOnly` to choose.
+ */
 export function compose(options: ComposeOptions): ComposedModel {
   const { backbone } = options;
   if (!(backbone instanceof CausalLM)) {

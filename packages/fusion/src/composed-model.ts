@@ -64,31 +64,48 @@ type PreparedPrompt = {
 
 /** Everything compose() hands over. */
 export interface ComposedModelParts {
+  /** The LLM. */
   backbone: CausalLM;
+  /** Modality plugins by name, in routing order. */
   modalities: Map<string, Modality<any, any, any>>;
+  /** Fusion strategy per modality name. */
   strategies: Map<string, FusionStrategy>;
+  /** Placeholder id per modality that has one. */
   placeholders: Map<string, number>;
+  /** The tokenizer, if any. */
   tokenizer: TextTokenizer | undefined;
+  /** Merged pack options for every batch. */
   packOptions: ComposedPackOptions;
+  /** The parameter groups declared so far. */
   groups: ParameterGroups;
 }
 
 /** A module holding one modality's parts by role: the plugin's (`encoder`) and the strategy's (`projector`). */
 export class ModalityParts extends Module {
+  /** Registers `module` under `role` (`encoder`, `projector`, ...) and returns it. */
   add<M extends Module>(role: string, module: M): M {
     return this.addModule(role, module);
   }
 
+  /** Whether a part is registered under `role`. */
   has(role: string): boolean {
     return this.children().some(([name]) => name === role);
   }
 }
 
+/**
+ * A backbone LLM, modality plugins and their fusion strategies as one Module (built by {@link compose}): `forward`,
+ * `loss`, `generate`, freezing by group (`trainOnly`), `summary` and checkpoints. Parameters sit under `llm.*` and
+ * `<modality>.<role>.*`.
+ */
 export class ComposedModel extends Module {
+  /** The backbone (extended in place by the strategies). */
   readonly llm: CausalLM;
+  /** The tokenizer given to compose, if any. */
   readonly tokenizer: TextTokenizer | undefined;
   /** Modality plugins in routing order (tokenModality k is the k-th). */
   readonly modalities: ReadonlyMap<string, Modality<any, any, any>>;
+  /** Fusion strategy per modality name. */
   readonly strategies: ReadonlyMap<string, FusionStrategy>;
   /** Placeholder id of each modality that has one. */
   readonly placeholders: ReadonlyMap<string, number>;

@@ -18,6 +18,7 @@
 import { globToRegExp, matchName } from '@chimera/core';
 import type { GroupKind, ParameterGroup } from './parameter-groups';
 
+/** A named freezing preset (see {@link TRAINABLE_PRESETS} for what each trains). */
 export type TrainablePreset =
   | 'projector'
   | 'projector+llm'
@@ -29,12 +30,15 @@ export type TrainablePreset =
   | 'janus-stage2'
   | 'janus-stage3';
 
+/** What a preset trains, by group kind. */
 export interface PresetDefinition {
   /** Group kinds whose parameters train. */
   kinds: readonly GroupKind[];
+  /** One line on what trains and when it is used. */
   description: string;
 }
 
+/** Every preset with the group kinds it trains (LLaVA stages, Flamingo, Janus stages, all, none). */
 export const TRAINABLE_PRESETS: Readonly<Record<TrainablePreset, PresetDefinition>> = {
   projector: { kinds: ['connector'], description: 'projectors and resamplers only (LLaVA stage 1)' },
   'projector+llm': {
@@ -72,6 +76,7 @@ type Patterns = ParameterPattern | readonly ParameterPattern[];
 /** A preset, a list of patterns that train (everything else frozen), or patterns to train minus patterns to freeze. */
 export type TrainableSelection = TrainablePreset | readonly ParameterPattern[] | { train: Patterns; freeze?: Patterns };
 
+/** Whether `value` names a preset. */
 export function isTrainablePreset(value: unknown): value is TrainablePreset {
   return typeof value === 'string' && Object.hasOwn(TRAINABLE_PRESETS, value);
 }

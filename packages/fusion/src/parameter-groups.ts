@@ -14,14 +14,22 @@
 import type * as tf from '@tensorflow/tfjs';
 import { isExtensionParameter } from '@chimera/llm';
 
+/**
+ * What a parameter group is: the plain LLM ('backbone'), a plugin's encoder or codec, a connector (projector,
+ * resampler), an extension inside the LLM, or an extra head.
+ */
 export type GroupKind = 'backbone' | 'encoder' | 'codec' | 'connector' | 'extension' | 'head';
 
+/** Every {@link GroupKind}. */
 export const GROUP_KINDS: readonly GroupKind[] = ['backbone', 'encoder', 'codec', 'connector', 'extension', 'head'];
 
+/** A parameter group's declaration: its name, kind, and which parameter names belong to it. */
 export interface ParameterGroupSpec {
   /** e.g. `image.projector`. */
   name: string;
+  /** What the group is (presets train by kind). */
   kind: GroupKind;
+  /** One line shown in summaries. */
   description: string;
   /** The modality the group serves (none for the backbone's own groups). */
   modality?: string;
@@ -69,6 +77,7 @@ export class ParameterGroups {
     ];
   }
 
+  /** Adds a group; throws for an invalid or repeated name or an unknown kind. */
   declare(spec: ParameterGroupSpec): void {
     if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(spec.name)) {
       throw new Error(`parameter group name '${spec.name}' is invalid: use dotted names of letters, digits, '_' or '-'`);

@@ -16,6 +16,7 @@ import type { TextTokenizer } from '@chimera/llm';
 import { itemSize } from './item-features';
 import type { FusionStrategy } from './strategies/strategy';
 
+/** Text in a sample given as parts. */
 export interface TextPart {
   /** Token ids, or text when the model has a tokenizer. */
   text: readonly number[] | string;
@@ -23,6 +24,7 @@ export interface TextPart {
   trained?: boolean;
 }
 
+/** A media item in a sample given as parts: its modality and the item, prepared or raw. */
 export interface MediaPart<Prepared = unknown> {
   /** The modality's name (`image`). */
   modality: string;
@@ -32,16 +34,20 @@ export interface MediaPart<Prepared = unknown> {
   raw?: unknown;
 }
 
+/** One part of a sample: text or a media item. */
 export type SamplePart = TextPart | MediaPart;
 
 /** Token ids where each placeholder id (or run of them) stands for the next media item. */
 export interface TokenSample {
+  /** Token ids, with placeholder ids where media items go. */
   ids: readonly number[];
+  /** The media items, in order of appearance. */
   media: readonly MediaPart[];
   /** One flag per id: whether the LM loss counts it (default all true). */
   trained?: readonly boolean[];
 }
 
+/** One input of a composed model: a list of parts, or token ids with placeholders. */
 export type ComposedSample = readonly SamplePart[] | TokenSample;
 
 /** What resolving samples needs to know about the model. */
@@ -70,6 +76,7 @@ export interface ResolvedSamples {
   items: Map<string, ResolvedItem[]>;
 }
 
+/** Whether a sample is given as token ids with placeholders. */
 export function isTokenSample(sample: ComposedSample): sample is TokenSample {
   return !Array.isArray(sample) && typeof sample === 'object' && sample !== null && 'ids' in sample;
 }

@@ -11,16 +11,23 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { GroupKind, ParameterGroup } from './parameter-groups';
 
+/** One parameter group in a {@link ModelSummary}. */
 export interface GroupSummary {
+  /** Group name (`llm`, `image.projector`, ...). */
   name: string;
+  /** Group kind. */
   kind: GroupKind;
+  /** One line on the group. */
   description: string;
+  /** The modality it serves, if any. */
   modality?: string;
   /** Scalar count. */
   parameters: number;
   /** Tensor count. */
   tensors: number;
+  /** Trainable scalar count. */
   trainableParameters: number;
+  /** Trainable tensor count. */
   trainableTensors: number;
   /** 'yes' when every tensor trains, 'no' when none does, 'partial' otherwise. */
   trainable: 'yes' | 'no' | 'partial';
@@ -28,15 +35,21 @@ export interface GroupSummary {
   names: string[];
 }
 
+/** Parameter counts and trainable state per group, with a printable table. */
 export interface ModelSummary {
+  /** Every group. */
   groups: GroupSummary[];
+  /** Scalar count of the whole model. */
   totalParameters: number;
+  /** Trainable scalar count of the whole model. */
   trainableParameters: number;
   /** The table shown by toString(). */
   table: string;
+  /** The table. */
   toString(): string;
 }
 
+/** Counts parameters per group from the groups and the model's variables by name. */
 export function summarize(groups: readonly ParameterGroup[], variables: ReadonlyMap<string, tf.Variable>): ModelSummary {
   const summaries = groups.map((group): GroupSummary => {
     let parameters = 0;

@@ -24,19 +24,21 @@ import type { BlockContext } from '@chimera/llm';
  * the batch's T, or T + 1 for a generation prompt, whose extra last row is what generated tokens see.
  */
 export type CrossAttentionContext = {
-  /** [B, K, kvDim]: each row's media tokens, M slots of N tokens (empty slots are zeros and masked). */
+  /** Shape [B, K, kvDim]: each row's media tokens, M slots of N tokens (empty slots are zeros and masked). */
   media: tf.Tensor;
   /** [B, 1, rows, K] additive (0 attend, MASK_VALUE not). */
   bias: tf.Tensor;
-  /** [B, rows]: 1 where a position sees at least one item. */
+  /** Shape [B, rows]: 1 where a position sees at least one item. */
   hasMedia: tf.Tensor;
 };
 
+/** Construction options of {@link GatedCrossAttentionBlock}. */
 export interface GatedCrossAttentionOptions {
   /** Width of the residual stream (the LLM's hidden size). */
   dim: number;
   /** Width of the media tokens (keys/values input). */
   kvDim: number;
+  /** Query heads of the cross-attention. */
   numHeads: number;
   /** Default numHeads. Must equal the LLM's when the block uses the LLM's KV cache. */
   numKvHeads?: number;
@@ -54,16 +56,31 @@ export interface GatedCrossAttentionOptions {
   cacheSlot: number;
 }
 
+/**
+ * Flamingo's GATED XATTN-DENSE block, inserted between LLM layers: h = x + tanh(attn_gate) * hasMedia *
+ * xattn(attn_norm(x), media), then y = h + tanh(ff_gate) * ffn(ff_norm(h)). Both gates start at zero, so the block
+ * starts as the identity. hidden [B, T, dim] -> [B, T, dim].
+ */
 export class GatedCrossAttentionBlock extends Module {
+  /** Width of the residual stream. */
   readonly dim: number;
+  /** Key of the forward context that holds this block's {@link CrossAttentionContext}. */
   readonly contextKey: string;
+  /** The KV cache's static slot for the media keys/values during generation. */
   readonly cacheSlot: number;
+  /** Whether the feed-forward is also zeroed at positions without media (Llama 3.2). */
   readonly maskFeedForward: boolean;
+  /** Norm before the cross-attention. */
   readonly attn_norm: LayerNorm | RMSNorm;
+  /** Cross-attention from text positions to the media tokens. */
   readonly attn: Attention;
+  /** Gate [1] of the cross-attention term (applied through tanh), zero at init. */
   readonly attn_gate: tf.Variable; // [1]
+  /** Norm before the feed-forward. */
   readonly ff_norm: LayerNorm | RMSNorm;
+  /** The feed-forward block. */
   readonly ff: MLP;
+  /** Gate [1] of the feed-forward term (applied through tanh), zero at init. */
   readonly ff_gate: tf.Variable; // [1]
 
   constructor(options: GatedCrossAttentionOptions) {

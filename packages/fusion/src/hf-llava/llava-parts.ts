@@ -37,16 +37,19 @@ interface VisionPluginShape {
 export interface LlavaParts {
   /** The modality's name in the composed model (its parameters sit under `<modality>.`). */
   modality: string;
+  /** The vision tower's HF family. */
   family: 'clip' | 'siglip';
   /** vitConfigToHF of the tower. */
   visionConfig: Record<string, unknown>;
   /** HF hidden_states indices, in the order their features are concatenated. */
   featureLayers: number[];
+  /** LLaVA's vision_feature_select_strategy ('default' drops CLS). */
   select: 'default' | 'full';
   /** Placeholder id: HF's image_token_index. */
   imageTokenIndex: number;
   /** Positions one image takes: HF's image_seq_length. */
   imageSeqLength: number;
+  /** Whether the projector's Linears have biases. */
   projectorBias: boolean;
 }
 

@@ -5,9 +5,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { Linear, Module } from '@chimera/core';
 
+/**
+ * LLaVA's linear projector: one Linear `linear_1`, features [..., inputDim] -> [..., outputDim] (HF
+ * LlavaMultiModalProjector names).
+ */
 export class LinearProjector extends Module {
+  /** Feature width in. */
   readonly inputDim: number;
+  /** Width out (the LLM's). */
   readonly outputDim: number;
+  /** The projection [inputDim, outputDim]. */
   readonly linear_1: Linear;
 
   constructor(inputDim: number, outputDim: number) {

@@ -6,9 +6,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { Linear, Module, gelu } from '@chimera/core';
 
+/**
+ * The `mlp{N}x_gelu` projector: N Linears with exact GELU between them (LLaVA-1.5's is N = 2), named `linear_1`,
+ * `linear_2`, ... as HF's LlavaMultiModalProjector.
+ */
 export class MLPProjector extends Module {
+  /** Feature width in. */
   readonly inputDim: number;
+  /** Width out (the LLM's). */
   readonly outputDim: number;
+  /** The Linear layers, in order. */
   readonly linears: Linear[];
 
   /** `depth` Linear layers (>= 2): inputDim -> outputDim, then outputDim -> outputDim. */

@@ -9,14 +9,18 @@ import { MLPProjector } from './mlp';
 
 /** A module mapping features [..., inputDim] to [..., outputDim]. */
 export type Projector = Module & {
+  /** Feature width in. */
   readonly inputDim: number;
+  /** Width out. */
   readonly outputDim: number;
+  /** features [..., inputDim] -> [..., outputDim]; the caller owns the result. */
   forward(features: tf.Tensor): tf.Tensor;
 };
 
 /** 'linear', 'mlp{N}x_gelu' (e.g. 'mlp2x_gelu'), or a factory building a Projector for the two widths. */
 export type ProjectorSpec = 'linear' | `mlp${number}x_gelu` | ((inputDim: number, outputDim: number) => Projector);
 
+/** Builds the projector a {@link ProjectorSpec} names for the two widths. */
 export function createProjector(spec: ProjectorSpec, inputDim: number, outputDim: number): Projector {
   let projector: Projector;
   if (typeof spec === 'function') {

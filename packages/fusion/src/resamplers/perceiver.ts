@@ -14,6 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Attention, LayerNorm, MLP, Module, init } from '@chimera/core';
 
+/** Options of {@link PerceiverResampler}. */
 export interface PerceiverOptions {
   /** Learned latents, i.e. tokens per item after resampling (default 64, Flamingo). */
   numLatents?: number;
@@ -21,6 +22,7 @@ export interface PerceiverOptions {
   depth?: number;
   /** Attention heads (default 8) of width headDim (default 64). */
   heads?: number;
+  /** Width of each attention head (default 64). */
   headDim?: number;
   /** Feed-forward hidden width as a multiple of the feature width (default 4). */
   ffMult?: number;
@@ -58,13 +60,24 @@ class PerceiverLayer extends Module {
   }
 }
 
+/**
+ * Flamingo's Perceiver resampler: learned latents cross-attend to a variable number of features, so every item leaves
+ * with numLatents tokens. features [B, N, D] -> [B, numLatents, D].
+ */
 export class PerceiverResampler extends Module {
+  /** Feature width D. */
   readonly inputDim: number;
+  /** Output width (equal to D). */
   readonly outputDim: number;
+  /** Tokens per item after resampling. */
   readonly numLatents: number;
+  /** Learned latents [numLatents, D]. */
   readonly latents: tf.Variable; // [L, D]
+  /** The Perceiver layers. */
   readonly layers: PerceiverLayer[];
+  /** Final LayerNorm. */
   readonly norm: LayerNorm;
+  /** Per-position time embeddings [mediaPositions, D] (zero at init), or null. */
   readonly media_pos: tf.Variable | null; // [P, D]
 
   /** Works at the feature width `dim` (output width = input width, as in Flamingo). */

@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Attention, LayerNorm, MLP, Module, init } from '@chimera/core';
 import { checkFeatures } from './perceiver';
 
+/** Options of {@link QFormerResampler}. */
 export interface QFormerOptions {
   /** Learned queries, i.e. tokens per item after resampling (default 32, BLIP-2). */
   numQueries?: number;
@@ -56,13 +57,24 @@ class QFormerLayer extends Module {
   }
 }
 
+/**
+ * A simplified BLIP-2 Q-Former: learned queries pass through self-attention, cross-attention to the features and a
+ * feed-forward per layer. features [B, N, featureDim] -> [B, numQueries, dim].
+ */
 export class QFormerResampler extends Module {
+  /** Feature width in. */
   readonly inputDim: number;
+  /** Width of the queries out. */
   readonly outputDim: number;
+  /** Queries, i.e. tokens per item after resampling. */
   readonly numLatents: number;
+  /** Learned queries [numQueries, dim]. */
   readonly query_tokens: tf.Variable; // [Q, dim]
+  /** LayerNorm on the features. */
   readonly media_norm: LayerNorm;
+  /** The Q-Former layers. */
   readonly layers: QFormerLayer[];
+  /** Final LayerNorm. */
   readonly norm: LayerNorm;
 
   constructor(featureDim: number, options: QFormerOptions = {}) {

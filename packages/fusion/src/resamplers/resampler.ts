@@ -11,18 +11,26 @@ import { QFormerResampler, type QFormerOptions } from './qformer';
 
 /** features [B, N, inputDim] -> [B, numLatents, outputDim]. */
 export type Resampler = Module & {
+  /** Feature width in. */
   readonly inputDim: number;
+  /** Width out. */
   readonly outputDim: number;
   /** Tokens per item after resampling. */
   readonly numLatents: number;
+  /** features [B, N, inputDim] -> [B, numLatents, outputDim]; the caller owns the result. */
   forward(features: tf.Tensor): tf.Tensor;
 };
 
+/**
+ * A Perceiver or Q-Former with its options (`{ type: 'perceiver', numLatents: 64 }`), or a factory building a
+ * Resampler for the input width.
+ */
 export type ResamplerSpec =
   | ({ type: 'perceiver' } & PerceiverOptions)
   | ({ type: 'qformer' } & QFormerOptions)
   | ((inputDim: number) => Resampler);
 
+/** Builds the resampler a {@link ResamplerSpec} describes for features of width `inputDim`. */
 export function createResampler(spec: ResamplerSpec, inputDim: number): Resampler {
   if (typeof spec === 'function') {
     const resampler = spec(inputDim);

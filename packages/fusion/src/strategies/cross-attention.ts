@@ -29,6 +29,7 @@ import { itemList } from '../item-features';
 import { createResampler, resampleItems, type Resampler, type ResamplerSpec } from '../resamplers/resampler';
 import type { AttachContext, Contribution, ContributionInput, FusionStrategy } from './strategy';
 
+/** Options of {@link gatedCrossAttention}. */
 export interface GatedCrossAttentionFusionOptions {
   /** Layers the blocks go to (default { every: 4 }: layers 3, 7, ..., as Llama 3.2 and OpenFlamingo count). */
   layers?: LayerSelection;
@@ -53,6 +54,10 @@ interface Attached {
   contextKey: string;
 }
 
+/**
+ * Gated cross-attention fusion (Flamingo, Llama 3.2 Vision): a resampler in front and zero-gated cross-attention
+ * blocks inserted into the LLM; items occupy only a marker position in the sequence.
+ */
 export class GatedCrossAttentionFusion implements FusionStrategy {
   readonly kind = 'cross-attention';
   private readonly options: GatedCrossAttentionFusionOptions;
@@ -66,6 +71,7 @@ export class GatedCrossAttentionFusion implements FusionStrategy {
     this.options = options;
   }
 
+  /** The resampler, or null when features go to the blocks directly (available after attach). */
   get resampler(): Resampler | null {
     this.state();
     return this.resamplerModule;

@@ -16,6 +16,7 @@ import { itemList } from '../item-features';
 import { createResampler, resampleItems, type Resampler, type ResamplerSpec } from '../resamplers/resampler';
 import type { AttachContext, Contribution, ContributionInput, FusionStrategy } from './strategy';
 
+/** Options of {@link earlyFusion}. */
 export interface EarlyFusionOptions {
   /** 'linear', 'mlp2x_gelu' (default, LLaVA-1.5), 'mlp{N}x_gelu', or a factory. */
   projector?: ProjectorSpec;
@@ -23,6 +24,10 @@ export interface EarlyFusionOptions {
   resampler?: ResamplerSpec;
 }
 
+/**
+ * Early fusion (LLaVA): encoder features, optionally resampled, are projected to the LLM width and spliced at the
+ * placeholder positions.
+ */
 export class EarlyFusion implements FusionStrategy {
   readonly kind = 'early';
   private readonly options: EarlyFusionOptions;
@@ -34,10 +39,12 @@ export class EarlyFusion implements FusionStrategy {
     this.options = options;
   }
 
+  /** The projector; throws until compose() has attached the strategy. */
   get projector(): Projector {
     return this.state().projector;
   }
 
+  /** The resampler, or null without one; throws until compose() has attached the strategy. */
   get resampler(): Resampler | null {
     this.state();
     return this.resamplerModule;

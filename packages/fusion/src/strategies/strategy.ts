@@ -34,6 +34,7 @@ import type { GroupKind } from '../parameter-groups';
 export interface AttachContext {
   /** The modality this strategy serves: its registry name and parameter prefix (`image`). */
   readonly modalityName: string;
+  /** The modality plugin. */
   readonly modality: Modality<any, any, any>;
   /** The backbone. Change it only through its extension points. */
   readonly backbone: CausalLM;
@@ -81,6 +82,7 @@ export interface SegmentContext {
 
 /** One item of the strategy's modality in a batch, with the positions its segments took. */
 export interface StrategyItem<Prepared = unknown> {
+  /** The prepared item. */
   item: Prepared;
   /** Batch row. */
   row: number;
@@ -90,6 +92,7 @@ export interface StrategyItem<Prepared = unknown> {
   where: string;
 }
 
+/** What `contribute` gets for one batch: this modality's items, the layout, the mode and an encoder call. */
 export interface ContributionInput<Prepared = unknown> {
   /** Every item of this modality in batch order (row by row, left to right). */
   items: readonly StrategyItem<Prepared>[];
@@ -102,6 +105,7 @@ export interface ContributionInput<Prepared = unknown> {
   mode: 'forward' | 'generate';
   /** The model's train/eval mode (a diffusion strategy samples noise levels only while training). */
   training: boolean;
+  /** The backbone. */
   backbone: CausalLM;
   /**
    * Runs the modality's encoder (`continuousIn.encode`) on `items` and checks what it returns, item by item: one
@@ -131,13 +135,20 @@ export interface Contribution {
 /** Pack options a strategy needs (CogVLM: shared positions; Transfusion: bidirectional media). */
 export type StrategyPackOptions = Partial<Pick<PackOptions, 'positions' | 'bidirectionalMedia' | 'prefixLM' | 'unifiedVocab'>>;
 
+/** What `lossTerms` gets: the backbone's output, the packed batch and this strategy's contribution. */
 export interface LossTermInput {
+  /** The backbone's forward output. */
   output: CausalLMOutput;
+  /** The packed batch. */
   batch: SequenceBatch;
   /** What this strategy's `contribute` returned for the same batch. */
   contribution: Contribution;
 }
 
+/**
+ * How one modality joins the backbone: the segments an item becomes, the modules it adds (attach), and the tensors it
+ * contributes to each batch. Implemented by {@link EarlyFusion} and {@link GatedCrossAttentionFusion}.
+ */
 export interface FusionStrategy<Prepared = any> {
   /** A short name of the family ('early', 'cross-attention', ...), shown in errors and summaries. */
   readonly kind: string;
