@@ -38,14 +38,19 @@ import { FRAMES_PER_SECOND, planWindows, validateWindows, type WindowOptions, ty
 
 /** Log-mel features of one clip: [frames, melBins] row-major (frames at 100 per second). */
 export interface LogMelInput {
+  /** [frames, melBins] row-major. */
   features: Float32Array;
+  /** Frames (100 per second). */
   frames: number;
+  /** Mel bins (the encoder's numMelBins). */
   melBins: number;
 }
 
 /** Mono PCM samples in [-1, 1] at `sampleRate` Hz. */
 export interface PcmInput {
+  /** Samples in [-1, 1]. */
   pcm: Float32Array;
+  /** Samples per second (Hz). */
   sampleRate: number;
 }
 
@@ -58,9 +63,11 @@ export type AudioInput = LogMelInput | PcmInput | AudioClip | Uint8Array | strin
 /** Turns PCM into log-mel features with the encoder's bin count (e.g. this package's Whisper frontend). */
 export type AudioFrontend = (pcm: Float32Array, sampleRate: number, melBins: number) => LogMelInput;
 
+/** Options of {@link audioModality}. */
 export interface AudioModalityOptions {
   /** Modality name and parameter prefix (default 'audio'). */
   name?: string;
+  /** The Whisper encoder (registered as the modality's `encoder`). */
   encoder: WhisperEncoder;
   /**
    * Sliding windows in mel frames (e.g. AUDIO_FLAMINGO_WINDOWS), or false/omitted for one pass over the whole clip
@@ -83,7 +90,9 @@ export interface AudioModalityOptions {
 export interface PreparedAudio {
   /** [frames, melBins] row-major log-mel features. */
   readonly features: Float32Array;
+  /** Frames T (100 per second). */
   readonly frames: number;
+  /** Mel bins. */
   readonly melBins: number;
   /** frames / 100. */
   readonly seconds: number;
@@ -91,13 +100,24 @@ export interface PreparedAudio {
   readonly windows: WindowPlan | null;
 }
 
+/**
+ * The audio modality plugin that {@link audioModality} builds: a Modality with the continuous-in path, plus its
+ * encoder, windows and pooling.
+ */
 export type AudioModality = Modality<AudioInput, PreparedAudio> & {
+  /** Encodes prepared clips into features [tokens, featureDim] per clip. */
   readonly continuousIn: ContinuousInput<PreparedAudio>;
+  /** The trainable parts by role (`encoder`, `window_encoder`). */
   readonly module: ModalityModule;
+  /** The Whisper encoder. */
   readonly encoder: WhisperEncoder;
+  /** The window transformer, or null. */
   readonly windowEncoder: WindowEncoder | null;
+  /** The sliding windows, or null for one pass over the clip. */
   readonly windows: WindowOptions | null;
+  /** Time pooling factor of the encoder output. */
   readonly pool: number;
+  /** Feature width: dModel times the number of tapped layers. */
   readonly featureDim: number;
   /** Like `prepare`, for a list. */
   prepareAll(raws: readonly AudioInput[]): PreparedAudio[];

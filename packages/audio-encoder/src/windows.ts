@@ -53,6 +53,7 @@ export interface WindowPlan {
   readonly coveredFrames: number;
 }
 
+/** Checks window options (positive integers, hop within the window) and returns them; throws naming every problem. */
 export function validateWindows(options: WindowOptions): WindowOptions {
   const problems: string[] = [];
   const positiveInt = (key: 'window' | 'hop' | 'maxWindows') => {

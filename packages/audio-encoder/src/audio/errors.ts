@@ -19,7 +19,13 @@ export type AudioInputErrorCode =
  * failure inside a dataset loop says which item was bad; the message starts with it too.
  */
 export class AudioInputError extends Error {
+  /** Always 'AudioInputError'. */
   override readonly name = 'AudioInputError';
+  /**
+   * @param code Why the audio was refused.
+   * @param message What was expected, what was found, and what to do.
+   * @param source The file path, or a description of the buffer.
+   */
   constructor(
     readonly code: AudioInputErrorCode,
     message: string,

@@ -13,6 +13,7 @@
  */
 import { AudioInputError } from './errors';
 
+/** Options of {@link resample} (torchaudio's sinc_interp_hann parameters). */
 export interface ResampleOptions {
   /** Zero crossings of the sinc on each side (torchaudio's lowpass_filter_width; default 6). */
   lowpassFilterWidth?: number;

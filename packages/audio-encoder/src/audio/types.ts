@@ -2,13 +2,17 @@
 
 /** Mono samples in [-1, 1] and their rate in Hz. */
 export interface AudioClip {
+  /** Mono samples in [-1, 1]. */
   samples: Float32Array;
+  /** Samples per second (Hz). */
   sampleRate: number;
 }
 
 /** Several channels of equal length, each in [-1, 1], and their rate in Hz. */
 export interface MultiChannelAudio {
+  /** One array per channel, all the same length. */
   channels: Float32Array[];
+  /** Samples per second per channel (Hz). */
   sampleRate: number;
 }
 
@@ -24,11 +28,14 @@ export interface WavInfo {
   bitsPerSample: number;
   /** Meaningful bits (the extensible header's wValidBitsPerSample; else bitsPerSample). */
   validBitsPerSample: number;
+  /** Channels in the file. */
   channels: number;
+  /** Samples per second per channel (Hz). */
   sampleRate: number;
   /** Samples per channel. */
   frames: number;
   /** Byte offset and length of the sample data in the file. */
   dataOffset: number;
+  /** Length of the sample data in bytes. */
   dataBytes: number;
 }

@@ -17,6 +17,7 @@ import type { AudioClip, MultiChannelAudio, WavInfo } from './types';
 
 /** Accepted sample rates by default: 1 kHz (below any real recording) to 768 kHz (the highest studio rate). */
 export const DEFAULT_MIN_SAMPLE_RATE = 1000;
+/** Highest sample rate accepted by default (768 kHz). */
 export const DEFAULT_MAX_SAMPLE_RATE = 768_000;
 /** Default channel cap: 64 (ambisonic and array recordings stay under it; a damaged header rarely does). */
 export const DEFAULT_MAX_CHANNELS = 64;
@@ -50,11 +51,13 @@ export interface WavDecodeOptions extends AudioLimits {
 
 /** A decoded clip (mono) with what the header said. */
 export interface DecodedWav extends AudioClip {
+  /** What the header said. */
   info: WavInfo;
 }
 
 /** Every channel of a decoded file with what the header said. */
 export interface DecodedWavChannels extends MultiChannelAudio {
+  /** What the header said. */
   info: WavInfo;
 }
 

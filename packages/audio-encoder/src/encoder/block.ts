@@ -9,11 +9,20 @@ import * as tf from '@tensorflow/tfjs';
 import { Attention, LayerNorm, Linear, Module, getActivation, type ActivationFn } from '@chimera/core';
 import type { WhisperEncoderConfig } from './config';
 
+/**
+ * One Whisper encoder block (HF `WhisperEncoderLayer`): pre-LN, x + attn(LN(x)), then x + fc2(gelu(fc1(LN(x)))), with
+ * HF's child names (core's `o_proj` for HF's `out_proj`).
+ */
 export class WhisperEncoderLayer extends Module {
+  /** LayerNorm before attention. */
   readonly self_attn_layer_norm: LayerNorm;
+  /** Bidirectional self-attention (q, v and output biases; no k bias). */
   readonly self_attn: Attention;
+  /** LayerNorm before the MLP. */
   readonly final_layer_norm: LayerNorm;
+  /** MLP input projection [dModel, ffnDim]. */
   readonly fc1: Linear;
+  /** MLP output projection [ffnDim, dModel]. */
   readonly fc2: Linear;
   private readonly act: ActivationFn;
 

@@ -10,6 +10,10 @@
  */
 import { ACTIVATION_NAMES } from '@chimera/core';
 
+/**
+ * A Whisper encoder's architecture, with HF WhisperConfig's encoder fields under camelCase names. Build one with
+ * {@link whisperEncoderConfig}, a preset such as {@link whisperTiny}, or {@link whisperEncoderConfigFromHF}.
+ */
 export interface WhisperEncoderConfig {
   /** Log-mel bins of the input features (HF num_mel_bins: 80, or 128 for large-v3). */
   numMelBins: number;
@@ -80,6 +84,10 @@ export function encoderPositions(frames: number): number {
   return Math.floor((frames - 1) / 2) + 1;
 }
 
+/**
+ * Throws a message naming the field unless the config is consistent (positive sizes, heads dividing the width, a
+ * known activation, ...).
+ */
 export function validateWhisperEncoderConfig(config: WhisperEncoderConfig): void {
   const problems: string[] = [];
   for (const key of ['numMelBins', 'dModel', 'numLayers', 'numHeads', 'ffnDim', 'maxSourcePositions'] as const) {

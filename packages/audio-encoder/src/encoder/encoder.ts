@@ -26,6 +26,7 @@ import { whisperSinusoidTensor } from './positions';
 /** An HF hidden_states index: 0 embeddings, 1..L (L = after layer_norm), negative from the end. */
 export type EncoderTap = number;
 
+/** Options of {@link WhisperEncoder.forward}. */
 export interface WhisperEncoderForwardOptions {
   /** Hidden states to return besides the output (HF hidden_states indices, see the file comment). */
   taps?: EncoderTap | readonly EncoderTap[];
@@ -35,23 +36,35 @@ export interface WhisperEncoderForwardOptions {
   pool?: number;
 }
 
+/** What {@link WhisperEncoder.forward} returns; the caller owns the tensors. */
 export interface WhisperEncoderOutput {
-  /** [B, T'', D]: the output after layer_norm (T'' = floor(T' / pool)). */
+  /** Shape [B, T'', D]: the output after layer_norm (T'' = floor(T' / pool)). */
   hidden: tf.Tensor3D;
   /** One [B, T', D] per requested tap, in order (never pooled). */
   taps: tf.Tensor3D[];
   /** Valid output positions per row in `hidden` (pooled; 0 when a row is shorter than one pool), and in the taps. */
   validPositions: number[];
+  /** Valid positions per row in the taps (not pooled). */
   validTapPositions: number[];
 }
 
+/**
+ * HF's WhisperEncoder by name: two convolutions, fixed sinusoidal positions, pre-LN blocks and a final LayerNorm.
+ * log-mel features [B, T, mels] (frames-major) -> [B, ceil(T / 2), dModel]; padded rows are masked, so a padded clip
+ * encodes exactly as alone.
+ */
 export class WhisperEncoder extends Module {
+  /** The encoder's config. */
   readonly config: WhisperEncoderConfig;
+  /** First convolution, mels -> dModel (kernel 3, padding 1). */
   readonly conv1: Conv1d;
+  /** Second convolution, dModel -> dModel (kernel 3, stride 2, padding 1): halves the frame rate. */
   readonly conv2: Conv1d;
-  /** [maxSourcePositions, D]: fixed sinusoids, a buffer (HF keeps it frozen too). */
+  /** Shape [maxSourcePositions, D]: fixed sinusoids, a buffer (HF keeps it frozen too). */
   readonly embedPositions: tf.Variable;
+  /** The encoder blocks. */
   readonly layers: WhisperEncoderLayer[];
+  /** Final LayerNorm. */
   readonly layer_norm: LayerNorm;
   private readonly act: ActivationFn;
 
@@ -182,14 +195,14 @@ function checkPool(pool: number): number {
   return pool;
 }
 
-/** [B, T, 1]: 1 for frames before each row's length, 0 after. */
+/** Shape [B, T, 1]: 1 for frames before each row's length, 0 after. */
 function frameMask(lengths: readonly number[], frames: number): tf.Tensor3D {
   const mask = new Float32Array(lengths.length * frames);
   lengths.forEach((n, b) => mask.fill(1, b * frames, b * frames + n));
   return tf.tensor3d(mask, [lengths.length, frames, 1]);
 }
 
-/** [B, 1, 1, S]: 0 on valid keys, MASK_VALUE on padded ones. */
+/** Shape [B, 1, 1, S]: 0 on valid keys, MASK_VALUE on padded ones. */
 function keyBias(valid: readonly number[], positions: number): tf.Tensor4D {
   const bias = new Float32Array(valid.length * positions).fill(MASK_VALUE);
   valid.forEach((n, b) => bias.fill(0, b * positions, b * positions + n));

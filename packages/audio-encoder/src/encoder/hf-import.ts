@@ -244,6 +244,7 @@ async function configFromWeights(
 
 // ---- export ----
 
+/** Options of {@link exportHFWhisperEncoder} and {@link hfWhisperStateDict}. */
 export interface ExportHFWhisperEncoderOptions {
   /** Key prefix in the written file (default 'model.encoder.', as WhisperForConditionalGeneration saves). */
   prefix?: string;

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { LayerNorm, Module, init } from '@chimera/core';
 import { WhisperEncoderLayer } from './block';
 
+/** Options of {@link WindowEncoder}. */
 export interface WindowEncoderOptions {
   /** Token width (the encoder's output width). */
   dim: number;
@@ -21,12 +22,20 @@ export interface WindowEncoderOptions {
   maxWindows?: number;
 }
 
+/**
+ * Audio Flamingo's transformer over the encoded windows of one clip: every token attends to every other, with a
+ * learned per-window embedding. tokens [N, dim] -> [N, dim].
+ */
 export class WindowEncoder extends Module {
+  /** Token width. */
   readonly dim: number;
+  /** Windows the window embedding has rows for. */
   readonly maxWindows: number;
   /** [maxWindows, dim]. */
   readonly window_embed: tf.Variable;
+  /** Whisper-style pre-LN blocks. */
   readonly layers: WhisperEncoderLayer[];
+  /** Final LayerNorm. */
   readonly layer_norm: LayerNorm;
 
   constructor(options: WindowEncoderOptions) {

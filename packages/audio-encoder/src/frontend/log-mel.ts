@@ -20,7 +20,9 @@ import { melFilterBank } from './mel';
 
 /** Whisper's constants. */
 export const WHISPER_SAMPLE_RATE = 16000;
+/** Whisper's window and DFT size (25 ms at 16 kHz). */
 export const WHISPER_N_FFT = 400;
+/** Whisper's hop between frames (10 ms at 16 kHz: 100 frames per second). */
 export const WHISPER_HOP_LENGTH = 160;
 /** 30 s at 16 kHz: what Whisper pads or trims every clip to. */
 export const WHISPER_CHUNK_SAMPLES = 480_000;
@@ -28,6 +30,10 @@ export const WHISPER_CHUNK_SAMPLES = 480_000;
 /** One clip: samples at the extractor's rate, or a clip whose rate is checked against it. */
 export type ClipInput = Float32Array | AudioClip;
 
+/**
+ * Options of the log-mel frontend ({@link logMelSpectrogram}, {@link WhisperFeatureExtractor}); the defaults are
+ * Whisper's.
+ */
 export interface LogMelOptions {
   /** Mel bins: 80 (Whisper up to large-v2) or 128 (large-v3); any positive integer works. Default 80. */
   nMels?: number;
@@ -250,11 +256,17 @@ export function logMelSpectrogram(audio: ClipInput | readonly ClipInput[], optio
  * and kept until `dispose()`. `extract` also says how many frames of each clip are real audio.
  */
 export class WhisperFeatureExtractor {
+  /** Mel bins. */
   readonly nMels: number;
+  /** Rate the input must have (Hz). */
   readonly sampleRate: number;
+  /** Window and DFT size. */
   readonly nFft: number;
+  /** Samples between frames. */
   readonly hopLength: number;
+  /** Samples every clip is padded or trimmed to, or 'longest' (the batch's longest clip). */
   readonly length: number | 'longest';
+  /** Output layout: [B, nMels, T] ('mels-frames') or [B, T, nMels]. */
   readonly layout: 'mels-frames' | 'frames-mels';
   private readonly resolved: Resolved;
   private tensors: Bases | undefined;
@@ -269,6 +281,7 @@ export class WhisperFeatureExtractor {
     return framesFor(this.length === 'longest' ? samples : this.length, this.hopLength);
   }
 
+  /** Log-mel features of one clip or a batch, with each clip's valid frame count. The caller disposes `features`. */
   extract(audio: ClipInput | readonly ClipInput[]): LogMelFeatures {
     const folded = prepareBatch(audio, this.resolved);
     this.tensors ??= makeBases(this.resolved);
@@ -289,7 +302,9 @@ export class WhisperFeatureExtractor {
 export interface LogMelFrames {
   /** [frames, melBins] row-major. */
   features: Float32Array;
+  /** Frames T. */
   frames: number;
+  /** Mel bins per frame. */
   melBins: number;
 }
 

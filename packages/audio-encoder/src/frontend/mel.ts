@@ -28,11 +28,15 @@ export function melToHz(mel: number): number {
   return mel >= MIN_LOG_MEL ? MIN_LOG_HZ * Math.exp(LOG_STEP * (mel - MIN_LOG_MEL)) : F_SP * mel;
 }
 
+/** Options of {@link melFilterBank} (Slaney scale and normalisation, as Whisper's filters). */
 export interface MelFilterBankOptions {
   /** Number of FFT bins, n_fft / 2 + 1 (Whisper: 201). */
   nFreqs: number;
+  /** Mel bins. */
   nMels: number;
+  /** Sample rate of the signal (Hz). */
   sampleRate: number;
+  /** Lowest frequency in Hz (default 0). */
   fMin?: number;
   /** Default sampleRate / 2. */
   fMax?: number;
