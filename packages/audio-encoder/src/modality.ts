@@ -282,8 +282,8 @@ export function audioModality(options: AudioModalityOptions): AudioModality {
       const mainParts = resolved.slice(0, layerList.length).map(state);
       const main = mainParts.length === 1 ? mainParts[0]! : (tf.concat(mainParts, -1) as tf.Tensor3D);
       const extra = resolved.slice(layerList.length).map(state);
-      const perItem = (t: tf.Tensor3D, withWindowEncoder: boolean): tf.Tensor2D[] =>
-        items.map((_, i) => {
+      const perItem = (t: tf.Tensor3D, withWindowEncoder: boolean): tf.Tensor2D[] => {
+        const clips = items.map((_, i) => {
           const parts: tf.Tensor2D[] = [];
           const windowOf: number[] = [];
           rows.forEach((row, r) => {
@@ -293,9 +293,11 @@ export function audioModality(options: AudioModalityOptions): AudioModality {
             parts.push(tf.reshape(tf.slice(t, [r, 0, 0], [1, n, -1]), [n, t.shape[2]]) as tf.Tensor2D);
             for (let k = 0; k < n; k++) windowOf.push(row.window);
           });
-          const tokens = parts.length === 1 ? parts[0]! : (tf.concat(parts, 0) as tf.Tensor2D);
-          return withWindowEncoder && windowEncoder ? windowEncoder.forward(tokens, windowOf) : tokens;
+          return { tokens: parts.length === 1 ? parts[0]! : (tf.concat(parts, 0) as tf.Tensor2D), windowOf };
         });
+        // All clips through the window encoder in one padded, masked pass.
+        return withWindowEncoder && windowEncoder ? windowEncoder.forwardBatch(clips) : clips.map((c) => c.tokens);
+      };
       return { features: perItem(main, true), taps: extra.map((t) => perItem(t, false)) };
     });
     return {

@@ -150,4 +150,27 @@ describe.each(TEST_BACKENDS)('WindowEncoder (%s)', (backend) => {
     tokens.dispose();
     windows.dispose();
   });
+
+  it('encodes clips of different lengths in one masked batch as it does one at a time', async () => {
+    manualSeed(6);
+    const windows = new WindowEncoder({ dim: 16, layers: 2, heads: 2, maxWindows: 4 });
+    const clips = [
+      { tokens: tf.randomNormal([5, 16], 0, 1, 'float32', 7) as tf.Tensor2D, windowOf: [0, 0, 1, 1, 2] },
+      { tokens: tf.randomNormal([9, 16], 0, 1, 'float32', 8) as tf.Tensor2D, windowOf: [0, 0, 0, 1, 1, 1, 2, 2, 3] },
+      { tokens: tf.randomNormal([2, 16], 0, 1, 'float32', 9) as tf.Tensor2D, windowOf: [0, 1] },
+    ];
+    await expectNoLeaks(() => {
+      const batched = windows.forwardBatch(clips);
+      clips.forEach((clip, i) => {
+        const alone = windows.forward(clip.tokens, clip.windowOf);
+        expect(batched[i]!.shape).toEqual([clip.windowOf.length, 16]);
+        expect(maxAbsDiff(batched[i]!, alone)).toBeLessThan(1e-5);
+        alone.dispose();
+      });
+      tf.dispose(batched);
+    });
+    expect(() => windows.forwardBatch([clips[0]!, { tokens: clips[1]!.tokens, windowOf: [0] }])).toThrow(/per token \(9\) \(clip 1\)/);
+    tf.dispose(clips.map((c) => c.tokens));
+    windows.dispose();
+  });
 });

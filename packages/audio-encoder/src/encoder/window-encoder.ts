@@ -5,7 +5,7 @@
  * restarts its positions in each window). Blocks are Whisper's pre-LN blocks; a final LayerNorm closes it.
  */
 import * as tf from '@tensorflow/tfjs';
-import { LayerNorm, Module, init } from '@chimera/core';
+import { LayerNorm, MASK_VALUE, Module, init } from '@chimera/core';
 import { WhisperEncoderLayer } from './block';
 
 /** Options of {@link WindowEncoder}. */
@@ -61,23 +61,49 @@ export class WindowEncoder extends Module {
 
   /** tokens [N, dim] of one clip, `windowOf[n]` the window token n came from -> [N, dim]. */
   forward(tokens: tf.Tensor2D, windowOf: readonly number[]): tf.Tensor2D {
-    if (tokens.rank !== 2 || tokens.shape[1] !== this.dim) {
-      throw new Error(`WindowEncoder: expected tokens [N, ${this.dim}], got [${tokens.shape}]`);
-    }
-    if (windowOf.length !== tokens.shape[0]) {
-      throw new Error(`WindowEncoder: windowOf must name a window per token (${tokens.shape[0]}), got ${windowOf.length}`);
-    }
-    const top = Math.max(...windowOf);
-    if (top >= this.maxWindows) {
-      throw new Error(`WindowEncoder: window ${top} has no embedding row (maxWindows ${this.maxWindows}); build it with a larger maxWindows`);
-    }
+    return this.forwardBatch([{ tokens, windowOf }])[0]!;
+  }
+
+  /**
+   * Several clips in one pass: each clip's tokens padded to the longest and masked out of attention, so a batch
+   * costs one set of kernels instead of one per clip. Returns each clip's [N_i, dim].
+   */
+  forwardBatch(clips: readonly { tokens: tf.Tensor2D; windowOf: readonly number[] }[]): tf.Tensor2D[] {
+    if (clips.length === 0) throw new Error('WindowEncoder: forwardBatch needs at least one clip');
+    clips.forEach(({ tokens, windowOf }, i) => {
+      const which = clips.length > 1 ? ` (clip ${i})` : '';
+      if (tokens.rank !== 2 || tokens.shape[1] !== this.dim) {
+        throw new Error(`WindowEncoder: expected tokens [N, ${this.dim}]${which}, got [${tokens.shape}]`);
+      }
+      if (windowOf.length !== tokens.shape[0]) {
+        throw new Error(`WindowEncoder: windowOf must name a window per token (${tokens.shape[0]})${which}, got ${windowOf.length}`);
+      }
+      const top = Math.max(...windowOf);
+      if (top >= this.maxWindows) {
+        throw new Error(`WindowEncoder: window ${top} has no embedding row (maxWindows ${this.maxWindows})${which}; build it with a larger maxWindows`);
+      }
+    });
+    const lengths = clips.map((c) => c.tokens.shape[0]);
+    const longest = Math.max(...lengths);
+    const padded = lengths.some((n) => n < longest);
     return tf.tidy(() => {
-      const ids = tf.tensor1d(Int32Array.from(windowOf), 'int32');
-      let x = tf.expandDims(tf.add(tokens, tf.gather(this.window_embed, ids)), 0) as tf.Tensor3D; // [1, N, D]
-      for (const layer of this.layers) x = layer.forward(x);
-      return tf.squeeze(this.layer_norm.forward(x), [0]) as tf.Tensor2D;
+      const ids = new Int32Array(clips.length * longest);
+      clips.forEach((c, b) => ids.set(c.windowOf, b * longest)); // padding rows take window 0; they are masked
+      const stacked = tf.stack(clips.map((c) => (c.tokens.shape[0] < longest ? tf.pad(c.tokens, [[0, longest - c.tokens.shape[0]], [0, 0]]) : c.tokens)));
+      let x = tf.add(stacked, tf.reshape(tf.gather(this.window_embed, tf.tensor1d(ids, 'int32')), [clips.length, longest, this.dim])) as tf.Tensor3D;
+      const bias = padded ? keyBias(lengths, longest) : undefined;
+      for (const layer of this.layers) x = layer.forward(x, bias);
+      const out = this.layer_norm.forward(x);
+      return clips.map((_, b) => tf.reshape(tf.slice(out, [b, 0, 0], [1, lengths[b]!, this.dim]), [lengths[b]!, this.dim]) as tf.Tensor2D);
     });
   }
+}
+
+/** [B, 1, 1, S]: 0 on each clip's tokens, MASK_VALUE on padding. */
+function keyBias(lengths: readonly number[], longest: number): tf.Tensor4D {
+  const bias = new Float32Array(lengths.length * longest).fill(MASK_VALUE);
+  lengths.forEach((n, b) => bias.fill(0, b * longest, b * longest + n));
+  return tf.tensor4d(bias, [lengths.length, 1, 1, longest]);
 }
 
 function gcd(a: number, b: number): number {
