@@ -44,6 +44,10 @@ import { cutTiles, planTiling, type ThumbnailPlacement, type TileGrid } from './
 import type { AlphaBackground } from './image/pixels';
 import { VisionTransformer, type FeatureLayer, type FeatureSelect } from './vit/tower';
 
+/**
+ * How the plugin turns an image into tokens: a fixed-size ViT ('vit'), native resolution ('native', Qwen2-VL),
+ * dynamic tiles ('tiles', InternVL / NVLM) or raw patches without an encoder ('fuyu').
+ */
 export type VisionMode = 'vit' | 'native' | 'tiles' | 'fuyu';
 
 /** How a tower's patch features are merged to cut tokens. */
@@ -76,10 +80,12 @@ export interface InputOptions {
 interface BaseOptions {
   /** Modality name and parameter prefix (default 'image'). */
   name?: string;
+  /** Decoding limits and the pixel cap on the input image. */
   input?: InputOptions;
 }
 
 interface TowerOptions extends BaseOptions {
+  /** The ViT (registered as the modality's `encoder`). */
   encoder: VisionTransformer;
   /** Token merge: omitted/false none, true a 2x2 concat, k a k x k concat, or a spec ('native': see there). */
   merge?: MergeSetting | boolean;
@@ -93,7 +99,9 @@ interface TowerOptions extends BaseOptions {
   filter?: ResizeFilter;
 }
 
+/** Options of {@link visionModality} for a fixed-size ViT (LLaVA). */
 export interface ViTModeOptions extends TowerOptions {
+  /** Selects this mode. */
   mode: 'vit';
   /**
    * The fixed-size pipeline (default: clipProcessor or siglipProcessor at the tower's imageSize, with `input`'s
@@ -104,12 +112,15 @@ export interface ViTModeOptions extends TowerOptions {
   layers?: FeatureLayer | readonly FeatureLayer[];
 }
 
+/** Options of {@link visionModality} for native resolution (Qwen2-VL). */
 export interface NativeModeOptions extends TowerOptions {
+  /** Selects this mode. */
   mode: 'native';
   /** Patches merged per side (default 2); sizes are multiples of patchSize * mergeSize. */
   mergeSize?: number;
   /** Processed pixel bounds (defaults: Qwen2-VL's 56*56, lowered to maxPixels if that is smaller, and 14*14*4*1280). */
   minPixels?: number;
+  /** Upper bound on the processed pixel count. */
   maxPixels?: number;
   /** Over maxPixels: 'resize' (default, Qwen2-VL) or 'error'. */
   onOversize?: OversizePolicy;
@@ -119,21 +130,27 @@ export interface NativeModeOptions extends TowerOptions {
   layers?: FeatureLayer | readonly FeatureLayer[];
 }
 
+/** Options of {@link visionModality} for dynamic tiling (InternVL 1.5, NVLM-D). */
 export interface TilesModeOptions extends TowerOptions {
+  /** Selects this mode. */
   mode: 'tiles';
   /** Tile side (default the tower's imageSize). */
   tileSize?: number;
   /** Most tiles, thumbnail not counted (default 6). */
   maxTiles?: number;
+  /** Fewest tiles (default 1). */
   minTiles?: number;
   /** Global view placement (default 'last', InternVL / NVLM). */
   thumbnail?: ThumbnailPlacement;
+  /** Add the thumbnail even when the grid is one tile (default false, as InternVL). */
   thumbnailWithSingleTile?: boolean;
   /** Default -1 (InternVL's select_layer). */
   layers?: FeatureLayer | readonly FeatureLayer[];
 }
 
+/** Options of {@link visionModality} for Fuyu's encoder-free raw patches. */
 export interface FuyuModeOptions extends BaseOptions {
+  /** Selects this mode. */
   mode: 'fuyu';
   /** An existing embedding (shares its patch size and width); otherwise one is made from patchSize and dim. */
   embedding?: RawPatchEmbedding;
@@ -151,13 +168,16 @@ export interface FuyuModeOptions extends BaseOptions {
   onOversize?: OversizePolicy;
   /** Colour of the bottom/right padding (default [1, 1, 1]: Fuyu's processor pads with the byte value 1). */
   padColor?: RgbColor;
+  /** Resampling filter for the downscale of large images (default 'bicubic'). */
   filter?: ResizeFilter;
 }
 
+/** Options of {@link visionModality}, one interface per {@link VisionMode}. */
 export type VisionModalityOptions = ViTModeOptions | NativeModeOptions | TilesModeOptions | FuyuModeOptions;
 
 /** What `prepare` returns: normalized pixels of every view plus the geometry `tokensFor` needs. */
 export interface PreparedImage {
+  /** The mode it was prepared for. */
   readonly mode: VisionMode;
   /** Float32 [views, height, width, 3], NHWC, normalized. */
   readonly pixels: Float32Array;
@@ -165,17 +185,26 @@ export interface PreparedImage {
   readonly views: number;
   /** Size of each view in pixels (Fuyu: padded to a multiple of the patch). */
   readonly height: number;
+  /** Width of each view in pixels. */
   readonly width: number;
   /** The input image's size (after the input cap). */
   readonly sourceWidth: number;
+  /** Height of the input image (after the input cap). */
   readonly sourceHeight: number;
   /** 'tiles' mode: the tile grid and where the thumbnail is among the views (-1: none). */
   readonly tileGrid?: TileGrid;
+  /** Index of the thumbnail among the views, or -1 without one. */
   readonly thumbnailIndex?: number;
 }
 
+/**
+ * The image modality plugin that {@link visionModality} builds: a Modality with the continuous-in path, plus its
+ * mode, encoder and feature layout.
+ */
 export type VisionModality = Modality<ImageInput, PreparedImage> & {
+  /** The mode it runs in. */
   readonly mode: VisionMode;
+  /** The trainable parts by role (`encoder` or `patch_embed`). */
   readonly module: ModalityModule;
   /** The ViT (tower modes) or null. */
   readonly encoder: VisionTransformer | null;
@@ -185,6 +214,7 @@ export type VisionModality = Modality<ImageInput, PreparedImage> & {
   readonly select: FeatureSelect | null;
   /** The raw-patch embedding ('fuyu') or null. */
   readonly patchEmbedding: RawPatchEmbedding | null;
+  /** Feature width of `encode`'s output. */
   readonly featureDim: number;
   /** Like `prepare`, for a list. */
   prepareAll(raws: readonly ImageInput[]): PreparedImage[];
@@ -192,6 +222,7 @@ export type VisionModality = Modality<ImageInput, PreparedImage> & {
 
 /** Fuyu-8B's patch side and canvas. */
 export const FUYU_PATCH_SIZE = 30;
+/** Fuyu's default cap on the input image: a 1920x1080 canvas. */
 export const FUYU_MAX_PIXELS = 1920 * 1080;
 
 interface ResolvedMerge {

@@ -78,6 +78,7 @@ export interface HubDownloadOptions {
 export interface HubSnapshot {
   /** snapshots/<commit> in the cache: a model folder holding the selected files. */
   dir: string;
+  /** The commit hash the revision resolved to. */
   commit: string;
   /** The selected files present in `dir`, relative to it. */
   files: string[];

@@ -14,9 +14,11 @@ export interface DownloadProgressEvent {
   file: string;
   /** Bytes of this file on disk so far (a resumed file starts at its partial size). */
   fileBytes: number;
+  /** Size of this file in bytes. */
   fileSize: number;
   /** Bytes on disk so far over every file this call downloads, and their total. */
   doneBytes: number;
+  /** Total bytes of every file this call downloads. */
   totalBytes: number;
 }
 
@@ -52,6 +54,7 @@ export class DownloadProgressDisplay {
     this.delayMs = options.delayMs ?? 1000;
   }
 
+  /** Hands the event to the callback, if any, and redraws the line when drawing (at most every 200 ms, and at the end). */
   update(event: DownloadProgressEvent): void {
     this.callback?.(event);
     if (!this.draw) return;

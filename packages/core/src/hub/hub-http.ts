@@ -7,6 +7,12 @@
 
 /** A Hub or CDN answer that was not the file: the status, the Hub's X-Error-Code and the URL, for messages. */
 export class HubHttpError extends Error {
+  /**
+   * @param message What failed and what to do.
+   * @param status HTTP status of the answer.
+   * @param errorCode The Hub's X-Error-Code header (e.g. `RepoNotFound`), or null.
+   * @param url The URL requested.
+   */
   constructor(
     message: string,
     readonly status: number,

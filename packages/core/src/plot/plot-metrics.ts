@@ -33,6 +33,7 @@ export interface PlotMetricsOptions {
   prefix?: string;
   /** Plot area size in pixels before `scale` (default 560 x 300; axes, titles and legend add to it). */
   width?: number;
+  /** Plot area height in pixels before `scale` (default 300). */
   height?: number;
   /** Pixel density of the PNG (default 2: sharp on high-DPI screens). */
   scale?: number;
@@ -44,17 +45,21 @@ export interface PlotMetricsOptions {
 
 /** One written chart. */
 export interface MetricsChart {
+  /** The metric drawn (a field of the metrics lines, e.g. `loss`). */
   metric: string;
   /** The PNG's path. */
   path: string;
   /** Width and height of the PNG in pixels. */
   width: number;
+  /** Height of the PNG in pixels. */
   height: number;
   /** The runs drawn, with their point counts and the data's extent (what the curve spans). */
   runs: { name: string; points: number; steps: [number, number]; values: [number, number] }[];
 }
 
+/** What {@link plotMetrics} wrote: one chart per metric. */
 export interface PlotMetricsResult {
+  /** The charts, in drawing order. */
   charts: MetricsChart[];
 }
 

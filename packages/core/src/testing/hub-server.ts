@@ -19,22 +19,29 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import * as nodePath from 'node:path';
 
+/** One request the stand-in Hub answered, as logged in {@link HubTestServer.requests}. */
 export interface HubTestRequest {
   /** Which server answered: the Hub's origin or the CDN's. */
   origin: 'hub' | 'cdn';
+  /** HTTP method. */
   method: string;
   /** Path and query as received. */
   url: string;
+  /** The Range header, or null. */
   range: string | null;
+  /** The Authorization header, or null. */
   authorization: string | null;
+  /** HTTP status of the answer. */
   status: number;
   /** Body bytes of a file sent (0 for API answers). */
   bytes: number;
 }
 
+/** Options of {@link HubTestServer.addCommit}. */
 export interface HubTestCommitOptions {
   /** Branch the commit goes on (default 'main'); it moves the branch. */
   branch?: string;
+  /** Tags pointing at the new commit. */
   tags?: string[];
   /** Which paths are LFS files (default: names ending in .safetensors or .bin). */
   lfs?: (path: string) => boolean;
@@ -55,6 +62,7 @@ interface Repo {
 
 /** A running stand-in Hub (see the file comment): add commits, count requests, cut a transfer once. */
 export class HubTestServer {
+  /** Every request answered, in order. */
   readonly requests: HubTestRequest[] = [];
   /** The token a private repository needs (`Authorization: Bearer <token>`). */
   token = 'hf_test_token';
@@ -67,6 +75,7 @@ export class HubTestServer {
 
   constructor(
     private readonly servers: Server[],
+    /** The Hub's origin (`http://127.0.0.1:<port>`): the endpoint to give the downloader. */
     readonly url: string,
     /** Where LFS files are redirected to: another origin. */
     readonly cdnUrl: string,
@@ -112,6 +121,7 @@ export class HubTestServer {
     return this.requests.slice(from);
   }
 
+  /** Stops both servers (the Hub and its CDN). */
   close(): Promise<void> {
     return Promise.all(
       this.servers.map(

@@ -52,7 +52,12 @@ export interface LoadPretrainedOptions extends HubDownloadOptions {
   tokenizer?: boolean;
 }
 
+/**
+ * What {@link loadPretrained} returns: the model with its weights, its config, and the tokenizer and generation
+ * config when the folder has them.
+ */
 export interface PretrainedModel {
+  /** The model, weights loaded (the caller disposes it). */
   model: CausalLM;
   /** From config.json, with generation_config.json's eos_token_id when that file gives one. */
   config: LlamaConfig;
