@@ -32,7 +32,7 @@ class CollectingLogger extends Logger {
     if (typeof nodeOrPos === 'number' && file) return `${file.fileName}:${file.getLineAndCharacterOfPosition(nodeOrPos).line + 1}: ${message}`;
     if (nodeOrPos && typeof nodeOrPos === 'object') {
       const source = nodeOrPos.getSourceFile();
-      const line = source.getLineAndCharacterOfPosition(nodeOrPos.pos).line + 1;
+      const line = source.getLineAndCharacterOfPosition(nodeOrPos.getStart()).line + 1;
       return `${source.fileName}:${line}: ${message}`;
     }
     return message;
