@@ -10,6 +10,10 @@ export const sharedTestConfig: ViteUserConfig['test'] = {
   // Forks, one per core: wasm tests are single-threaded and CPU-bound.
   pool: 'forks',
   poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+  // Built workspace packages load through Node, as in an app: vite-node would otherwise run each dist/index.cjs
+  // behind the ESM entries a second time, beside the copy other packages' CJS builds require() (two Modules, two
+  // variable-name counters).
+  server: { deps: { external: [/\/node_modules\//, /\/packages\/[^/]+\/dist\//] } },
   // scripts/test.mjs sums these files into one closing line for CI.
   reporters: ['default', 'json'],
   outputFile: { json: '.test-results/vitest.json' },
