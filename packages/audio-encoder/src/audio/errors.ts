@@ -24,7 +24,7 @@ export class AudioInputError extends Error {
   /**
    * @param code Why the audio was refused.
    * @param message What was expected, what was found, and what to do.
-   * @param source The file path, or a description of the buffer.
+   * @param source The file path, or `<N bytes>` for a buffer.
    */
   constructor(
     readonly code: AudioInputErrorCode,

@@ -50,8 +50,8 @@ export interface WhisperEncoderOutput {
 
 /**
  * HF's WhisperEncoder by name: two convolutions, fixed sinusoidal positions, pre-LN blocks and a final LayerNorm.
- * log-mel features [B, T, mels] (frames-major) -> [B, ceil(T / 2), dModel]; padded rows are masked, so a padded clip
- * encodes exactly as alone.
+ * log-mel features [B, T, mels] (frames-major) -> [B, ceil(T / 2), dModel] (then pooled by `pool`); padded rows
+ * are masked, so a padded clip encodes exactly as alone.
  */
 export class WhisperEncoder extends Module {
   /** The encoder's config. */

@@ -77,7 +77,7 @@ export interface PlacedMedia {
   length: number;
   /** Index among the batch's items of the same modality and kind, in batch order: the order of their features. */
   sourceIndex: number;
-  /** Whether its positions are trained (latents) or it is part of the answer. */
+  /** Whether a head learns the item: code targets for `codes`, diffusion loss for `latents` (see MediaSegment.trained). */
   trained: boolean;
   /** Grid of its positions, when it has one. */
   grid?: MediaGrid;

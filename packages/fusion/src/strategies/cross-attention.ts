@@ -56,7 +56,8 @@ interface Attached {
 
 /**
  * Gated cross-attention fusion (Flamingo, Llama 3.2 Vision): a resampler in front and zero-gated cross-attention
- * blocks inserted into the LLM; items occupy only a marker position in the sequence.
+ * blocks inserted into the LLM; an item occupies only its marker in the sequence (one position with a placeholder
+ * id, none without).
  */
 export class GatedCrossAttentionFusion implements FusionStrategy {
   readonly kind = 'cross-attention';
