@@ -10,6 +10,7 @@
  * The token that triggers a stop (e.g. EOS) is kept; only later tokens of that row become padding.
  */
 
+/** What stop criteria judge after each step: every row's ids so far and where its prompt ends. */
 export interface StoppingState {
   /** Per row, every id so far: the prompt, then the generated tokens. */
   tokens: ReadonlyArray<ArrayLike<number>>;

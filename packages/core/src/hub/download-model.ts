@@ -48,6 +48,10 @@ export interface HubFileSelection {
   safetensors?: boolean;
 }
 
+/**
+ * Options of {@link downloadModelFiles} and the loaders that take a Hub id: revision, cache, endpoint, token, retries
+ * and progress.
+ */
 export interface HubDownloadOptions {
   /** A branch, tag or commit hash (default 'main'). A commit pins the files exactly. */
   revision?: string;
@@ -75,6 +79,10 @@ export interface HubDownloadOptions {
   fetch?: typeof fetch;
 }
 
+/**
+ * What {@link downloadModelFiles} returns: the cached snapshot folder of the resolved commit and which files it
+ * holds.
+ */
 export interface HubSnapshot {
   /** snapshots/<commit> in the cache: a model folder holding the selected files. */
   dir: string;

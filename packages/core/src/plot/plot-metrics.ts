@@ -21,6 +21,7 @@ export interface MetricsRun {
   records?: readonly Record<string, unknown>[];
 }
 
+/** Options of {@link plotMetrics}: where the PNGs go, which metrics, and the chart size. */
 export interface PlotMetricsOptions {
   /** Folder the PNGs are written to (made if missing). */
   outDir: string;

@@ -1,4 +1,8 @@
-/** Test helpers for Chimera packages: `import { setupTestBackend, expectNoLeaks, gradCheck } from '@chimera/core/testing'`. */
+/**
+ * Test helpers for Chimera packages: `import { setupTestBackend, expectNoLeaks, gradCheck } from '@chimera/core/testing'`.
+ *
+ * @packageDocumentation
+ */
 export { TEST_BACKENDS, setupTestBackend } from './backend';
 export { expectNoLeaks, expectNoLeaksSync } from './leaks';
 export { gradCheck, gradCheckVariables, type GradCheckOptions, type GradCheckReport } from './grad-check';
