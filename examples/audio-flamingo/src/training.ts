@@ -7,52 +7,19 @@
  * 3. the composed model with only what `model.trainOnly(...)` left trainable learning.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Linear, Module, Trainer, warmupCosineSchedule, type StepMetrics, type TrainerOptions } from '@chimera/core';
+import { Linear, Module, type StepMetrics } from '@chimera/core';
+import { runStage, type StageRunOptions } from '@chimera-examples/kit';
 import type { ComposedModel, ComposedSample } from '@chimera/fusion';
 import { causalLMLoss, type CausalLM } from '@chimera/llm';
 import type { AudioModality } from '@chimera/audio-encoder';
 import { ANSWERS_BY_TYPE, QUESTION_TYPES } from '@chimera-examples/sounds-dataset';
 import { answerClass, clipSample, preparedAudio, textBatch, trainingIndices, type Clip, type ClipBank, type TextBatch } from './data';
 
-export interface StageOptions {
-  steps: number;
+/** A stage's settings: the kit's (steps, peak rate, seed, metrics, progress) plus the batch and the clip pool. */
+export interface StageOptions extends StageRunOptions {
   batchSize: number;
-  learningRate: number;
-  /** Seeds which training clips are drawn. */
-  seed: number;
   /** Training clips drawn from (the first `pool` of the train split; their features are computed once). */
   pool: number;
-  metricsPath?: string;
-  progress?: boolean | 'auto';
-  onStep?: (metrics: StepMetrics) => void;
-}
-
-export async function runStage<M extends Module, B>(
-  model: M,
-  options: StageOptions,
-  stage: Pick<TrainerOptions<M, B>, 'batchAt' | 'loss'> & { label: string; weightDecay: number },
-): Promise<StepMetrics[]> {
-  const trainer = new Trainer<M, B>({
-    model,
-    steps: options.steps,
-    seed: options.seed,
-    optimizer: {
-      learningRate: warmupCosineSchedule({ peak: options.learningRate, totalSteps: options.steps, floor: options.learningRate / 10 }),
-      weightDecay: stage.weightDecay,
-    },
-    clipNorm: 1,
-    metricsPath: options.metricsPath,
-    progress: options.progress ?? false,
-    progressLabel: stage.label,
-    onStep: options.onStep,
-    batchAt: stage.batchAt,
-    loss: stage.loss,
-  });
-  try {
-    return (await trainer.fit()).history;
-  } finally {
-    trainer.dispose();
-  }
 }
 
 const clipsAt = (bank: ClipBank, options: StageOptions, step: number): Clip[] =>

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '@chimera/core';
+import { unknownFlagProblems } from '@chimera-examples/kit';
 import { SoundsDataset, type QuestionType } from '@chimera-examples/sounds-dataset';
 import { ClipBank, clipText, promptText, textBatch } from '../src/data';
 import { evaluateComposed, evaluateTextOnly } from '../src/evaluate';
@@ -140,5 +141,11 @@ describe('reduced run', () => {
     result.early!.model.dispose();
     // Every tensor made across feature extraction, pre-training, fusion training and generation is gone with the models.
     expect(tf.memory().numTensors).toBe(tensorsAtStart);
+  });
+});
+
+describe('the training script', () => {
+  it('prints the problem and the usage on stderr and exits 2 for an unknown flag, before any training', async () => {
+    expect(await unknownFlagProblems(new URL('../dist/train.js', import.meta.url))).toEqual([]);
   });
 });
