@@ -2,7 +2,16 @@
 // question/answer pairs (PNG output lives in the './png' entry).
 export { SHAPE_KINDS, PLURALS, isShapeKind, insideShape, type ShapeKind } from './kinds';
 export { COLOR_NAMES, PALETTE, isColorName, type ColorName } from './palette';
-export { resolveShapesOptions, type ShapesOptions, type ResolvedShapesOptions, type Range } from './options';
+export { resolveShapesOptions, type ShapesOptions, type ResolvedShapesOptions, type Range, type ImageDims } from './options';
+export {
+  fineDetailOptions,
+  sizeKey,
+  FINE_DETAIL_SEEN_SIZES,
+  FINE_DETAIL_UNSEEN_SIZES,
+  FINE_DETAIL_SHAPE_SIZE,
+  FINE_DETAIL_TYPES,
+  type FineDetailOptions,
+} from './fine-detail';
 export { generateScene, sizeBand, SIZE_BAND, type Scene, type SceneShape, type SizeClass, type Box } from './scene';
 export { renderScene } from './render';
 export {

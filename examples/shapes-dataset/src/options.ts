@@ -7,9 +7,20 @@ export interface Range {
   max: number;
 }
 
+/** An image's size in pixels. */
+export interface ImageDims {
+  width: number;
+  height: number;
+}
+
 export interface ShapesOptions {
   /** Side of the square images in pixels (default 32). */
   imageSize?: number;
+  /**
+   * Image sizes, for rectangular images or several sizes in one dataset: each sample draws one of them (seeded).
+   * Overrides imageSize. With one entry every image has that size.
+   */
+  imageSizes?: readonly ImageDims[];
   /** Kinds to draw from (default: all of SHAPE_KINDS). Classification labels index this list. */
   kinds?: readonly ShapeKind[];
   /** Colours to draw from (default: all of COLOR_NAMES). */
@@ -17,7 +28,7 @@ export interface ShapesOptions {
   /** Shapes per image: a number or an inclusive range (default 1). */
   shapesPerImage?: number | Range;
   /**
-   * Side of a shape's bounding box in pixels (default 22%..45% of imageSize). Sizes fall in two bands, 'small'
+   * Side of a shape's bounding box in pixels (default 22%..45% of imageSize, or of the shortest side in imageSizes). Sizes fall in two bands, 'small'
    * (lowest 40% of the range) and 'large' (highest 40%), with a gap between so a size question has one answer.
    */
   shapeSize?: Range;
@@ -36,7 +47,10 @@ export interface ShapesOptions {
 }
 
 export interface ResolvedShapesOptions {
+  /** The square side when imageSizes was not given; otherwise the shortest side in imageSizes. */
   imageSize: number;
+  /** Every size a sample may have (one entry: imageSize x imageSize unless imageSizes was given). */
+  imageSizes: readonly ImageDims[];
   kinds: readonly ShapeKind[];
   colors: readonly ColorName[];
   shapesPerImage: Range;
@@ -51,10 +65,12 @@ export interface ResolvedShapesOptions {
 
 /** Fills defaults and checks every option; throws one error listing every problem. */
 export function resolveShapesOptions(options: ShapesOptions = {}): ResolvedShapesOptions {
-  const imageSize = options.imageSize ?? 32;
+  const sizes = options.imageSizes?.map((d) => ({ width: d.width, height: d.height }));
+  const imageSize = sizes && sizes.length > 0 ? Math.min(...sizes.flatMap((d) => [d.width, d.height])) : (options.imageSize ?? 32);
   const count = options.shapesPerImage ?? 1;
   const resolved: ResolvedShapesOptions = {
     imageSize,
+    imageSizes: sizes ?? [{ width: imageSize, height: imageSize }],
     kinds: [...(options.kinds ?? SHAPE_KINDS)],
     colors: [...(options.colors ?? COLOR_NAMES)],
     shapesPerImage: typeof count === 'number' ? { min: count, max: count } : { ...count },
@@ -74,7 +90,16 @@ export function resolveShapesOptions(options: ShapesOptions = {}): ResolvedShape
 function problemsOf(o: ResolvedShapesOptions): string[] {
   const problems: string[] = [];
   const isInt = (v: number) => Number.isInteger(v);
-  if (!(isInt(o.imageSize) && o.imageSize >= 8)) problems.push(`imageSize must be an integer >= 8, got ${o.imageSize}`);
+  if (o.imageSizes.length === 0) problems.push('imageSizes is empty; give at least one { width, height }, or omit it and set imageSize');
+  for (const { width, height } of o.imageSizes) {
+    if (!(isInt(width) && isInt(height) && width >= 8 && height >= 8)) {
+      problems.push(
+        o.imageSizes.length === 1 && width === height
+          ? `imageSize must be an integer >= 8, got ${width}`
+          : `image sizes must be integers >= 8 on each side, got ${width}x${height} (width x height)`,
+      );
+    }
+  }
   if (o.kinds.length === 0) problems.push('kinds is empty; name at least one of ' + SHAPE_KINDS.join(', '));
   o.kinds.forEach((k) => {
     if (!isShapeKind(k)) problems.push(`kind '${String(k)}' is unknown; expected one of ${SHAPE_KINDS.join(', ')}`);
@@ -93,7 +118,9 @@ function problemsOf(o: ResolvedShapesOptions): string[] {
   if (!(sMin >= 3 && sMax > sMin)) problems.push(`shapeSize must satisfy 3 <= min < max (pixels), got ${sMin}..${sMax}`);
   if (!(o.minGap >= 0)) problems.push(`minGap must be >= 0, got ${o.minGap}`);
   if (sMax > o.imageSize - 2 * o.minGap) {
-    problems.push(`shapeSize.max (${sMax}) must fit the image: at most imageSize - 2 * minGap = ${o.imageSize - 2 * o.minGap}`);
+    problems.push(
+      `shapeSize.max (${sMax}) must fit the image: at most the shortest image side - 2 * minGap = ${o.imageSize - 2 * o.minGap}`,
+    );
   }
   const { min: bMin, max: bMax } = o.backgroundLevel;
   if (!(bMin >= 0 && bMax >= bMin && bMax <= 255)) problems.push(`backgroundLevel must satisfy 0 <= min <= max <= 255, got ${bMin}..${bMax}`);

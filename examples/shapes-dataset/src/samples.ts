@@ -1,14 +1,17 @@
 /**
  * Writes a few samples for a person to look at: a grid of single-shape images captioned with their kind,
  * colour and size class, a grid of multi-shape scenes captioned with a question and its answer, and the scene
- * descriptions as JSON.
+ * descriptions as JSON; and the fine-detail task's images of several sizes, each beside its thumbnail at a quarter
+ * of its side (scaled back up), which shows why its questions need the full resolution.
  *
  *   npm run samples -- [--out samples] [--count 24] [--split train|validation|test] [--size 32] [--seed 0]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { resizeImage } from '@chimera/vision-encoder';
 import { ShapesDataset } from './dataset';
+import { FINE_DETAIL_TYPES, fineDetailOptions, sizeKey } from './fine-detail';
 import { imageGrid } from './grid';
 import { writePng } from './png';
 import { SPLIT_NAMES, type SplitName } from './splits';
@@ -44,10 +47,22 @@ function main(): void {
   const questionPath = join(values.out!, 'questions.png');
   writePng(questionPath, imageGrid(questions.map((s) => ({ image: s.image, caption: [s.question.text, `= ${s.question.answer}`] })), { scale: 3 }));
 
+  const fine = new ShapesDataset(fineDetailOptions({ sizes: 'all', seed }));
+  const fineTiles = Array.from({ length: Math.min(count, 12) }, (_, i) => fine.question(split, i, { types: FINE_DETAIL_TYPES })).flatMap((s) => {
+    const { width, height } = s.image;
+    const thumbnail = resizeImage(resizeImage(s.image, width / 4, height / 4, 'bilinear'), width, height, 'bilinear');
+    return [
+      { image: s.image, caption: [sizeKey(s.image), s.question.text, `= ${s.question.answer}`] },
+      { image: thumbnail, caption: ['its thumbnail', `${width / 4}x${height / 4}, scaled up`] },
+    ];
+  });
+  const finePath = join(values.out!, 'fine-detail.png');
+  writePng(finePath, imageGrid(fineTiles, { columns: 6, scale: 2 }));
+
   const scenesPath = join(values.out!, 'scenes.json');
   const described = [...singles, ...questions].map(({ image: _image, ...rest }) => rest);
   writeFileSync(scenesPath, `${JSON.stringify(described, null, 1)}\n`);
-  console.log(`wrote ${singlePath}, ${questionPath} and ${scenesPath}`);
+  console.log(`wrote ${singlePath}, ${questionPath}, ${finePath} and ${scenesPath}`);
 }
 
 main();

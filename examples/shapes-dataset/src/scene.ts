@@ -64,7 +64,8 @@ export function sizeBand(options: Pick<ResolvedShapesOptions, 'shapeSize'>, size
  */
 export function generateScene(seed: number, options: ResolvedShapesOptions): Scene {
   const rng = new SeededRandom(seed);
-  const size = options.imageSize;
+  // One size draws nothing, so single-size datasets keep the scenes they had before sizes could vary.
+  const { width, height } = options.imageSizes.length === 1 ? options.imageSizes[0]! : rng.pick(options.imageSizes);
   const level = Math.round(rng.uniform(options.backgroundLevel.min, options.backgroundLevel.max));
   const count = rng.intBetween(options.shapesPerImage.min, options.shapesPerImage.max);
   const specs = Array.from({ length: count }, () => {
@@ -84,8 +85,7 @@ export function generateScene(seed: number, options: ResolvedShapesOptions): Sce
     for (let attempt = 0; attempt < PLACEMENT_TRIES; attempt++) {
       const side = rng.uniform(band.min, band.max);
       const low = options.minGap + side / 2;
-      const high = size - options.minGap - side / 2;
-      const center = { x: rng.uniform(low, high), y: rng.uniform(low, high) };
+      const center = { x: rng.uniform(low, width - low), y: rng.uniform(low, height - low) };
       const bbox = { x0: center.x - side / 2, y0: center.y - side / 2, x1: center.x + side / 2, y1: center.y + side / 2 };
       if (placed.every((other) => other === null || apart(bbox, other.bbox, options.minGap))) {
         placed[i] = { ...spec, size: side, center, bbox };
@@ -95,8 +95,8 @@ export function generateScene(seed: number, options: ResolvedShapesOptions): Sce
   }
   const shapes = placed.filter((s): s is SceneShape => s !== null);
   return {
-    width: size,
-    height: size,
+    width,
+    height,
     background: { rgb: [level, level, level], noise: options.backgroundNoise, noiseSeed: rng.nextUint32() },
     antialias: options.antialias,
     shapes,
