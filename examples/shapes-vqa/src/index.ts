@@ -1,0 +1,21 @@
+/**
+ * @chimera-examples/shapes-vqa: what the shapes VQA examples (llava, fuyu, qwen2-vl, nvlm-h) share, so none of
+ * them copies it: the vocabulary, question examples and held-out sets, the composed-model sample of a question,
+ * exact-match scoring (per type, shape count and image size), the text-only baseline, and the answers picture.
+ */
+export { VOCABULARY, PAD, BOS, EOS, IMAGE, VOCAB_SIZE, encodeWords, decodeWords } from './vocabulary';
+export { exampleAt, heldOutExamples, trainingExamples, type Example } from './examples';
+export { questionSample, type SampleImage, type QuestionAnswer } from './samples';
+export {
+  answerExamples,
+  exactMatch,
+  scoreExamples,
+  accuracies,
+  percent,
+  describeScore,
+  type Score,
+  type ScoreBreakdown,
+  type ExactMatch,
+} from './evaluate';
+export { trainTextBaseline, scoreTextOnly, type TextBaselineOptions, type TextBaselineResult } from './baseline';
+export { answerTiles, answerGrid, writeAnswerGrid, comparisonTable, sizeTable, type AnswerGridOptions } from './report';
