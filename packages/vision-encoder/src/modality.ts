@@ -154,7 +154,7 @@ export interface FuyuModeOptions extends BaseOptions {
   mode: 'fuyu';
   /** An existing embedding (shares its patch size and width); otherwise one is made from patchSize and dim. */
   embedding?: RawPatchEmbedding;
-  /** Patch side (default 30, Fuyu-8B). */
+  /** Patch side (default 30, Fuyu-8B). Both sides of an image must be at least this long: prepare refuses smaller ones. */
   patchSize?: number;
   /** Model width D (required without `embedding`). */
   dim?: number;
@@ -557,6 +557,14 @@ function fuyuModality(options: FuyuModeOptions, name: string, what: string): Vis
 
   const prepare = (raw: ImageInput): PreparedImage => {
     const image = capImage(loader.prepare(raw), maxPixels, onOversize, filter, what);
+    // Padding a side shorter than one patch would make a patch that is mostly padding: refuse it instead.
+    if (image.width < patchSize || image.height < patchSize) {
+      throw new ImageInputError(
+        'bad-pixels',
+        `${what}: the image is ${image.width}x${image.height} (width x height), smaller than one ${patchSize}x${patchSize} patch; ` +
+          `both sides must be at least ${patchSize} pixels: upscale or pad the image, or build the plugin with a smaller patchSize`,
+      );
+    }
     const grid = rawPatchGrid(image.height, image.width, patchSize);
     const height = grid.rows * patchSize;
     const width = grid.cols * patchSize;

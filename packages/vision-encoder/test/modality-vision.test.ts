@@ -13,6 +13,7 @@ import { clipProcessor } from '../src/image/processor';
 import { imageToTensor } from '../src/image/normalize';
 import { resizeImage } from '../src/image/resize';
 import type { RgbImage } from '../src/image/types';
+import { ImageInputError } from '../src/image/errors';
 
 /** A deterministic noisy image (an LCG), so resizes and crops have something to move. */
 function noiseImage(width: number, height: number, seed = 1): RgbImage {
@@ -66,7 +67,9 @@ describe.each(TEST_BACKENDS)('%s', (backend) => {
           fc.array(fc.tuple(fc.integer({ min: 1, max: 90 }), fc.integer({ min: 1, max: 90 })), { minLength: 1, maxLength: 3 }),
           fc.integer({ min: 1, max: 1000 }),
           (sizes, seed) => {
-            const prepared = expectNoLeaksSync(() => sizes.map(([w, h], i) => plugin.prepare(noiseImage(w, h, seed + i))), label);
+            // Fuyu refuses a side shorter than one patch (tested below); the other modes resize any size.
+            const least = plugin.patchEmbedding?.patchSize ?? 1;
+            const prepared = expectNoLeaksSync(() => sizes.map(([w, h], i) => plugin.prepare(noiseImage(Math.max(w, least), Math.max(h, least), seed + i))), label);
             const encoded = expectNoLeaksSync(() => plugin.continuousIn!.encode(prepared), label);
             try {
               expect(encoded.tokensPerItem, label).toEqual(prepared.map((p) => plugin.tokensFor(p)));
@@ -171,6 +174,21 @@ describe.each(TEST_BACKENDS)('%s', (backend) => {
     });
     tf.dispose(encoded.features);
     plugin.module.dispose();
+  });
+
+  it('fuyu: an image with a side shorter than one patch is refused with what to do', () => {
+    const fuyu = visionModality({ mode: 'fuyu', patchSize: 8, dim: 4 });
+    expect(() => fuyu.prepare(noiseImage(20, 7))).toThrow(/the image is 20x7 \(width x height\), smaller than one 8x8 patch.*upscale or pad.*smaller patchSize/);
+    expect(() => fuyu.prepare(noiseImage(5, 30))).toThrow(ImageInputError);
+    expect(() => fuyu.prepare(noiseImage(5, 30))).toThrow(/5x30/);
+    // Exactly one patch, and sides that are not multiples of it (padded), are fine.
+    expect(fuyu.tokensFor(fuyu.prepare(noiseImage(8, 8)))).toBe(1 * 2);
+    expect(fuyu.tokensFor(fuyu.prepare(noiseImage(9, 17)))).toBe(3 * 3);
+    // A downscale to fit maxPixels that leaves a side under the patch is refused too.
+    const capped = visionModality({ mode: 'fuyu', patchSize: 8, dim: 4, maxPixels: 400 });
+    expect(() => capped.prepare(noiseImage(200, 10))).toThrow(/smaller than one 8x8 patch/);
+    fuyu.module.dispose();
+    capped.module.dispose();
   });
 
   it('caps pixels: a clear error or a resize, never an unbounded input', () => {
