@@ -12,7 +12,8 @@
  * The model takes ownership of the backbone (strategies insert blocks into it) and of the plugins' modules,
  * which it registers by role under the modality's name (`image.encoder.*`); `dispose()` frees them all.
  * Everything is checked here, before any strategy changes the backbone: unknown or missing modality names,
- * placeholder ids, conflicting pack options.
+ * placeholder ids, conflicting pack options, positions that do not fit the backbone's RoPE (M-RoPE needs
+ * `pack: { positions: 'mrope' }`).
  */
 import { ModalityRegistry, type Modality, type Module } from '@chimera/core';
 import { CausalLM, type TextTokenizer } from '@chimera/llm';
@@ -44,7 +45,10 @@ export interface ComposeOptions {
    * marker; token samples use it to find items.
    */
   placeholders?: Readonly<Record<string, number | string>>;
-  /** Packer options for every batch (maxLength, positions, prefix-LM, ...); strategies may add their own. */
+  /**
+   * Packer options for every batch (maxLength, positions, prefix-LM, ...); strategies may add their own. positions
+   * must be 'mrope' exactly when the backbone has mropeSections (Qwen2-VL).
+   */
   pack?: Omit<ComposedPackOptions, 'padId' | 'unifiedVocab' | 'placeholderMode'>;
   /** A freezing selection applied once composed (default: every parameter keeps its flag). */
   trainable?: TrainableSelection;
@@ -64,6 +68,7 @@ export function compose(options: ComposeOptions): ComposedModel {
   const strategies = resolveStrategies(options.fusion, modalities);
   const placeholders = resolvePlaceholders(options.placeholders ?? {}, modalities, options.tokenizer, backbone);
   const packOptions = mergePackOptions(options.pack ?? {}, strategies, backbone);
+  checkPositionMode(packOptions, backbone);
 
   const groups = new ParameterGroups(BACKBONE_NAME);
   const model = new ComposedModel({ backbone, modalities, strategies, placeholders, tokenizer: options.tokenizer, packOptions, groups });
@@ -248,6 +253,38 @@ function mergePackOptions(
     }
   }
   return merged;
+}
+
+/**
+ * The backbone's RoPE and the packer's positions must agree. An M-RoPE backbone (Qwen2-VL) given 1-D positions
+ * would run, because [B, T] positions drive every axis alike (right for text), but its media tokens would lose
+ * their grid: rows and columns collapse into one running count. 'mrope' positions give text the same ids as
+ * 1-D ones, so requiring them loses nothing. The reverse, 3-D positions for a 1-D backbone, fails here rather
+ * than at the first forward call.
+ */
+function checkPositionMode(packOptions: ComposedPackOptions, backbone: CausalLM): void {
+  const sections = backbone.config.mropeSections;
+  const mode = packOptions.positions ?? 'sequential';
+  if (sections !== null && mode !== 'mrope') {
+    throw new Error(
+      `compose: the backbone uses M-RoPE (mropeSections [${sections.join(', ')}]: temporal, height and width axes), ` +
+        `but the packer would give it 1-D '${mode}' positions${packOptions.positions === undefined ? ' (the default)' : ''}, ` +
+        "so media tokens would lose their grid; pass compose({ pack: { positions: 'mrope' } })",
+    );
+  }
+  if (sections !== null && sections.length !== 3) {
+    throw new Error(
+      `compose: the packer's M-RoPE positions have 3 axes (temporal, height, width), but the backbone's mropeSections ` +
+        `[${sections.join(', ')}] has ${sections.length}; give it three sections summing to headDim / 2 (Qwen2-VL: [16, 24, 24])`,
+    );
+  }
+  if (sections === null && mode === 'mrope') {
+    throw new Error(
+      "compose: pack positions 'mrope' makes 3-D (temporal, height, width) positions, but the backbone has 1-D RoPE " +
+        '(no mropeSections); give the backbone a config with mropeSections (e.g. [2, 3, 3] for head dim 16, summing to ' +
+        "headDim / 2), or use positions 'sequential'",
+    );
+  }
 }
 
 /** Registers a plugin's module children by role (`image.encoder`) and declares each as a group. */
