@@ -58,6 +58,8 @@ export {
 } from './strategies/strategy';
 export { earlyFusion, EarlyFusion, type EarlyFusionOptions } from './strategies/early-fusion';
 export { gatedCrossAttention, GatedCrossAttentionFusion, type GatedCrossAttentionFusionOptions } from './strategies/cross-attention';
+export { nvlmHybrid, NvlmHybridFusion, type NvlmHybridOptions, type ItemViews } from './strategies/hybrid';
+export { tileCrossAttentionMask, type TileMaskOptions, type TileOwner } from './strategies/hybrid-mask';
 
 // Building blocks: projectors, resamplers, the gated cross-attention block.
 export { createProjector, type Projector, type ProjectorSpec } from './projectors/projector';

@@ -130,7 +130,7 @@ function isMediaPart(part: SamplePart): part is MediaPart {
 
 function mediaSegments(part: MediaPart, where: string, ctx: SampleContext): { segments: MediaSegment[]; item: unknown } {
   const item = preparedItem(part, where, ctx);
-  const segments = ctx.strategies.get(part.modality)!.segments(item, { placeholderId: ctx.placeholders.get(part.modality) });
+  const segments = ctx.strategies.get(part.modality)!.segments(item, { placeholderId: ctx.placeholders.get(part.modality), where });
   return { segments, item };
 }
 

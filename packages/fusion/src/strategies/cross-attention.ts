@@ -94,28 +94,8 @@ export class GatedCrossAttentionFusion implements FusionStrategy {
       });
     }
     const kvDim = this.resamplerModule?.outputDim ?? input.featureDim;
-    const config = ctx.backbone.config;
-    const layers = resolveLayers(this.options.layers ?? { every: 4 }, config.numLayers, `gatedCrossAttention('${ctx.modalityName}')`);
     const contextKey = `cross-attention:${ctx.modalityName}`;
-    for (const layer of layers) ctx.claimStaticCacheSlot(layer, `the ${ctx.modalityName} cross-attention block at layer ${layer}`);
-    const infos = ctx.insertBlocks(
-      (layer) =>
-        new GatedCrossAttentionBlock({
-          dim: config.hiddenSize,
-          kvDim,
-          numHeads: config.numHeads,
-          numKvHeads: config.numKvHeads,
-          headDim: headDimOf(config),
-          ffMult: this.options.ffMult,
-          norm: this.options.norm,
-          maskFeedForward: this.options.maskFeedForward,
-          contextKey,
-          cacheSlot: layer,
-        }),
-      { layer: layers, position: this.options.position ?? 'before', name: `xattn_${ctx.modalityName.replace(/-/g, '_')}` },
-      { name: 'xattn', description: 'gated cross-attention blocks (tanh gates, zero at init)' },
-    );
-    this.blockList = infos.map((info) => info.block as GatedCrossAttentionBlock);
+    this.blockList = insertCrossAttentionBlocks(ctx, this.options, { kvDim, contextKey, what: `gatedCrossAttention('${ctx.modalityName}')` });
     this.attached = { name: ctx.modalityName, placeholderId: ctx.placeholderId, kvDim, contextKey };
   }
 
@@ -174,8 +154,44 @@ export class GatedCrossAttentionFusion implements FusionStrategy {
   }
 }
 
+/** The options of the inserted blocks (shared by gatedCrossAttention and the tile path of nvlmHybrid). */
+export type CrossAttentionBlockOptions = Pick<GatedCrossAttentionFusionOptions, 'layers' | 'position' | 'ffMult' | 'norm' | 'maskFeedForward'>;
+
+/**
+ * Inserts one zero-gated XATTN-DENSE block per selected layer (`llm.model.inserted.{before|after}_{i}_xattn_<modality>`,
+ * grouped as `<modality>.xattn`), each reading `contextKey` and keeping its media keys/values in the static cache slot
+ * of its layer, which it claims. Returns the blocks in layer order; `what` names the strategy in errors.
+ */
+export function insertCrossAttentionBlocks(
+  ctx: AttachContext,
+  options: CrossAttentionBlockOptions,
+  { kvDim, contextKey, what }: { kvDim: number; contextKey: string; what: string },
+): GatedCrossAttentionBlock[] {
+  const config = ctx.backbone.config;
+  const layers = resolveLayers(options.layers ?? { every: 4 }, config.numLayers, what);
+  for (const layer of layers) ctx.claimStaticCacheSlot(layer, `the ${ctx.modalityName} cross-attention block at layer ${layer}`);
+  const infos = ctx.insertBlocks(
+    (layer) =>
+      new GatedCrossAttentionBlock({
+        dim: config.hiddenSize,
+        kvDim,
+        numHeads: config.numHeads,
+        numKvHeads: config.numKvHeads,
+        headDim: headDimOf(config),
+        ffMult: options.ffMult,
+        norm: options.norm,
+        maskFeedForward: options.maskFeedForward,
+        contextKey,
+        cacheSlot: layer,
+      }),
+    { layer: layers, position: options.position ?? 'before', name: `xattn_${ctx.modalityName.replace(/-/g, '_')}` },
+    { name: 'xattn', description: 'gated cross-attention blocks (tanh gates, zero at init)' },
+  );
+  return infos.map((info) => info.block as GatedCrossAttentionBlock);
+}
+
 /** The layout as the mask builder sees it, with one more real position per row: where generation continues. */
-function withNextPosition(layout: SequenceLayout): Pick<SequenceLayout, 'batchSize' | 'length' | 'media' | 'paddingMask'> {
+export function withNextPosition(layout: SequenceLayout): Pick<SequenceLayout, 'batchSize' | 'length' | 'media' | 'paddingMask'> {
   const { batchSize: B, length: T } = layout;
   const paddingMask = new Uint8Array(B * (T + 1));
   for (let b = 0; b < B; b++) {

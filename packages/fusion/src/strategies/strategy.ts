@@ -78,6 +78,8 @@ export interface AttachContext {
 export interface SegmentContext {
   /** The placeholder id of the strategy's modality, if configured (a marker token for cross-attention items). */
   placeholderId: number | undefined;
+  /** How the caller gave the item (`sample 0, part 1`, `sample 2, media item 0`), for error messages. */
+  where?: string;
 }
 
 /** One item of the strategy's modality in a batch, with the positions its segments took. */
