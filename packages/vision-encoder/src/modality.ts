@@ -116,7 +116,10 @@ export interface ViTModeOptions extends TowerOptions {
 export interface NativeModeOptions extends TowerOptions {
   /** Selects this mode. */
   mode: 'native';
-  /** Patches merged per side (default 2); sizes are multiples of patchSize * mergeSize. */
+  /**
+   * Patches merged per side (default 2); sizes are multiples of patchSize * mergeSize. Both sides of an input
+   * image must be at least the tower's patchSize: prepare refuses smaller ones.
+   */
   mergeSize?: number;
   /** Processed pixel bounds (defaults: Qwen2-VL's 56*56, lowered to maxPixels if that is smaller, and 14*14*4*1280). */
   minPixels?: number;
@@ -403,6 +406,15 @@ function towerModality(options: ViTModeOptions | NativeModeOptions | TilesModeOp
     const image = loader.prepare(raw);
     const base = { mode, sourceWidth: image.width, sourceHeight: image.height };
     if (native) {
+      // Smart resize would upscale a side under one patch into patches of invented pixels: refuse it instead.
+      if (image.width < config.patchSize || image.height < config.patchSize) {
+        throw new ImageInputError(
+          'bad-pixels',
+          `${what}: the image is ${image.width}x${image.height} (width x height), smaller than one ${config.patchSize}x${config.patchSize} ` +
+            `patch of the tower; native resolution keeps an image's own size, so both sides must be at least ${config.patchSize} ` +
+            'pixels: upscale or pad the image first, or use a tower with a smaller patchSize',
+        );
+      }
       const geometry = nativeGeometry(image.height, image.width, {
         patchSize: config.patchSize,
         mergeSize,

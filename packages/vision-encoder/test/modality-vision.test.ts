@@ -67,8 +67,8 @@ describe.each(TEST_BACKENDS)('%s', (backend) => {
           fc.array(fc.tuple(fc.integer({ min: 1, max: 90 }), fc.integer({ min: 1, max: 90 })), { minLength: 1, maxLength: 3 }),
           fc.integer({ min: 1, max: 1000 }),
           (sizes, seed) => {
-            // Fuyu refuses a side shorter than one patch (tested below); the other modes resize any size.
-            const least = plugin.patchEmbedding?.patchSize ?? 1;
+            // Fuyu and native mode refuse a side shorter than one patch (tested below); 'vit' and 'tiles' resize any size.
+            const least = plugin.patchEmbedding?.patchSize ?? (plugin.mode === 'native' ? plugin.encoder!.config.patchSize : 1);
             const prepared = expectNoLeaksSync(() => sizes.map(([w, h], i) => plugin.prepare(noiseImage(Math.max(w, least), Math.max(h, least), seed + i))), label);
             const encoded = expectNoLeaksSync(() => plugin.continuousIn!.encode(prepared), label);
             try {
