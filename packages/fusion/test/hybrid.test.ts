@@ -21,7 +21,7 @@ function picture(seed: number, width = 32, height = 32): RgbImage {
   return { data, width, height };
 }
 
-function tilesPlugin(options: { maxTiles?: number; thumbnailWithSingleTile?: boolean } = {}): VisionModality {
+function tilesPlugin(options: { maxTiles?: number; thumbnailWithSingleTile?: boolean; thumbnail?: 'first' | 'last' } = {}): VisionModality {
   return visionModality({ mode: 'tiles', encoder: new VisionTransformer(tinyViT()), layers: 'final', maxTiles: 4, ...options });
 }
 
@@ -58,15 +58,15 @@ function thumbnailOnly(plugin: VisionModality): Modality<unknown, PreparedImage>
  * An NVLM-H model and the thumbnail-only early-fusion model it must equal at init: same LLM, encoder and projector
  * weights (copied by name), so the only difference is the tile path.
  */
-function hybridAndReference(options: NvlmHybridOptions = {}) {
+function hybridAndReference(options: NvlmHybridOptions = {}, thumbnail: 'first' | 'last' = 'last') {
   manualSeed(3);
-  const image = tilesPlugin();
+  const image = tilesPlugin({ thumbnail });
   const model = compose({
     backbone: tinyBackbone(),
     modalities: { image },
     fusion: { image: nvlmHybrid({ layers: 'all', tileTags: TAGS, ...options }) },
   });
-  const reference = compose({ backbone: tinyBackbone(), modalities: { image: thumbnailOnly(tilesPlugin()) }, fusion: { image: earlyFusion() } });
+  const reference = compose({ backbone: tinyBackbone(), modalities: { image: thumbnailOnly(tilesPlugin({ thumbnail })) }, fusion: { image: earlyFusion() } });
   const own = new Map(reference.namedParameters());
   const notCopied: string[] = [];
   for (const [name, v] of model.namedParameters()) {
@@ -98,8 +98,12 @@ function pairedSamples(image: VisionModality, tags: boolean) {
 describe.each(TEST_BACKENDS)('identity at init (%s)', (backend) => {
   beforeAll(() => setupTestBackend(backend));
 
-  it.each([true, false])('tile tags %s: the logits equal thumbnail-only early fusion bitwise, until a gate opens', (tags) => {
-    const { model, reference, image, notCopied } = hybridAndReference(tags ? {} : { tileTags: false });
+  it.each([
+    [true, 'last'],
+    [false, 'last'],
+    [true, 'first'],
+  ] as const)('tile tags %s, thumbnail %s: the logits equal thumbnail-only early fusion bitwise, until a gate opens', (tags, thumbnail) => {
+    const { model, reference, image, notCopied } = hybridAndReference(tags ? {} : { tileTags: false }, thumbnail);
     // The only parameters the reference lacks are the cross-attention blocks.
     expect(notCopied.length).toBeGreaterThan(0);
     expect(notCopied.every((n) => /^llm\.model\.inserted\.before_[01]_xattn_image\./.test(n))).toBe(true);
