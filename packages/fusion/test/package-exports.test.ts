@@ -13,7 +13,7 @@ function lastJsonLine(args: string[]): unknown {
   return JSON.parse(out.trim().split('\n').at(-1)!);
 }
 
-const api = ['compose', 'ComposedModel', 'earlyFusion', 'gatedCrossAttention', 'TRAINABLE_PRESETS', 'PerceiverResampler', 'QFormerResampler'];
+const api = ['compose', 'ComposedModel', 'earlyFusion', 'gatedCrossAttention', 'nvlmHybrid', 'TRAINABLE_PRESETS', 'PerceiverResampler', 'QFormerResampler'];
 // Compose a tiny LLaVA-style model with a toy plugin and read its summary: proves the builds share core's Module.
 const report = `
   const { Linear, ModalityModule, initBackend, tf } = core;
