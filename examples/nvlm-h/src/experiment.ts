@@ -6,43 +6,26 @@
  *   encode    the frozen ViT encodes the training pool and the held-out images once (frozen-views.ts).
  *   text      the LLM alone learns the questions without the image (shapes-vqa's trainTextBaseline). Scored then,
  *             it is the text-only baseline; it is also the pretrained LLM both arms start from.
- *   per arm   (hybrid, then thumbnail-only; the same ViT, projector and LLM weights at the start)
+ *   per arm   (hybrid and thumbnail-only, from the same ViT, LLM and projector weights; arm.ts)
  *     stage 1   'fusion': the thumbnail projector and, in the hybrid, the cross-attention blocks; LLM frozen
  *               (NVLM's pretraining stage: the LLM and the vision encoder frozen)
  *     stage 2   'projector+llm': the same plus the LLM (NVLM's supervised fine-tuning); the ViT stays frozen
  *
- * Held-out exact match per question type after each stage, on a fixed set of test-split questions.
+ * With `workerScript` the arms train at once, each in a child process (one core each); without, one after the
+ * other in this process. Held-out exact match per question type after each stage, on a fixed set of test-split
+ * questions.
  */
+import { fork } from 'node:child_process';
 import { join } from 'node:path';
-import { loadCheckpoint, saveCheckpoint, type Module, type StepMetrics } from '@chimera/core';
-import type { ComposedModel, ComposedSample, TrainableSelection } from '@chimera/fusion';
-import { runStage } from '@chimera-examples/kit';
+import { fileURLToPath } from 'node:url';
+import { loadCheckpoint, saveCheckpoint, type BackendName, type StepMetrics } from '@chimera/core';
 import type { VisionModality, VisionTransformer } from '@chimera/vision-encoder';
 import { ShapesDataset, type QuestionType, type ShapesOptions } from '@chimera-examples/shapes-dataset';
-import {
-  exactMatch,
-  describeScore,
-  heldOutExamples,
-  percent,
-  pretrainVisionTower,
-  questionSample,
-  trainTextBaseline,
-  type Example,
-  type ExactMatch,
-  type PatchAccuracy,
-} from '@chimera-examples/shapes-vqa';
+import { describeScore, heldOutExamples, percent, pretrainVisionTower, trainTextBaseline, type Example, type ExactMatch, type PatchAccuracy } from '@chimera-examples/shapes-vqa';
+import { fmt, isOwnLLMParameter, snapshot, trainArm, type ArmInput, type ArmOutput, type PhaseReport, type PhaseSettings } from './arm';
 import { encodeImages, type ImageFeatures } from './frozen-views';
-import { buildArm, buildViT, tilesPlugin, type Arm, type ArmName, type NvlmSize } from './model';
-import { buildPool, drawBatch, type PoolImage } from './pool';
-import { TILE_TAGS } from './vocabulary';
-
-export interface PhaseSettings {
-  steps: number;
-  /** Peak of the warmup + cosine schedule (it decays to a tenth of this). */
-  learningRate: number;
-  /** Images per step (default: NvlmOptions.batchSize). */
-  batchSize?: number;
-}
+import { buildArm, buildViT, tilesPlugin, type ArmName, type NvlmSize } from './model';
+import { buildPool } from './pool';
 
 export type PhaseName = 'vision' | 'text' | 'stage1' | 'stage2';
 
@@ -56,7 +39,7 @@ export interface NvlmOptions {
   poolSize: number;
   types: readonly QuestionType[];
   phases: Record<PhaseName, PhaseSettings>;
-  /** Arms trained, in order (default both). */
+  /** Arms trained (default both). */
   arms?: readonly ArmName[];
   batchSize: number;
   /** Seeds the weights, the pool and the training draws; the held-out questions do not depend on it. */
@@ -66,23 +49,16 @@ export interface NvlmOptions {
   visionTowerPath?: string;
   /** Load the pretrained ViT from this checkpoint instead of running the vision phase. */
   visionTowerFrom?: string;
+  /** Where to save the hybrid's trainable-only checkpoint after stage 2 (none by default). */
+  checkpointPath?: string;
+  /** The built arm-worker.js: train the arms at once in child processes (default: one after the other, here). */
+  workerScript?: string | URL;
+  /** Backend the child processes start (default initBackend()'s choice). */
+  backend?: BackendName;
   /** Folder for the Trainer's per-step JSONL metrics (metrics-<phase>.jsonl). */
   metricsDir?: string;
   progress?: boolean | 'auto';
   log?: (line: string) => void;
-}
-
-export interface PhaseReport {
-  name: PhaseName;
-  trainable: string;
-  trainableParameters: number;
-  steps: number;
-  /** Wall seconds of the training steps. */
-  seconds: number;
-  /** CPU seconds of this process over the phase. */
-  cpuSeconds: number;
-  firstLoss: number | null;
-  lastLoss: number | null;
 }
 
 export interface VisionReport extends PhaseReport {
@@ -91,16 +67,8 @@ export interface VisionReport extends PhaseReport {
   loadedFrom?: string;
 }
 
-export interface ArmResult extends Arm {
-  /** Held-out score after stage 1 and after stage 2 (the arm's result). */
-  afterStage1: ExactMatch;
-  final: ExactMatch;
-  phases: PhaseReport[];
-  parameters: number;
-}
-
 export interface NvlmResult {
-  arms: Partial<Record<ArmName, ArmResult>>;
+  arms: Partial<Record<ArmName, ArmOutput>>;
   baseline: ExactMatch;
   text: PhaseReport;
   vision: VisionReport;
@@ -108,28 +76,11 @@ export interface NvlmResult {
   /** The held-out images' frozen features, in heldOut's order. */
   heldOutFeatures: ImageFeatures[];
   pool: { images: number; questions: number; byShapes: Record<string, number> };
-  /** Wall seconds of encoding the pool and the held-out images. */
+  /** Wall seconds of encoding the pool and the held-out images, and of training the arms. */
   encodeSeconds: number;
+  armsSeconds: number;
   visionTowerPath?: string;
-}
-
-/** What each stage trains (presets over parameter-group kinds, so both arms train the same kinds). */
-const STAGES: Record<'stage1' | 'stage2', { selection: TrainableSelection; label: string }> = {
-  stage1: { selection: 'fusion', label: "'fusion' (projector, cross-attention blocks)" },
-  stage2: { selection: 'projector+llm', label: "'projector+llm' (projector, cross-attention blocks, LLM)" },
-};
-
-/** Each stage draws its own steps of the seeded stream. */
-const STEP_OFFSET = { stage1: 1_000_000, stage2: 2_000_000 } as const;
-
-/** Greedy answers with the tile tags suppressed: they are input-only tokens, never an answer. */
-export function answering(model: ComposedModel): Pick<ComposedModel, 'generate'> {
-  return { generate: (prompts, options) => model.generate(prompts, { ...options, suppressTokens: TILE_TAGS }) };
-}
-
-/** Held-out exact match of an arm (features in heldOut's order). */
-export function scoreArm(model: ComposedModel, heldOut: readonly Example[], features: readonly ImageFeatures[]): Promise<ExactMatch> {
-  return exactMatch(answering(model), heldOut, features);
+  checkpointPath?: string;
 }
 
 export async function runNvlm(options: NvlmOptions): Promise<NvlmResult> {
@@ -140,112 +91,121 @@ export async function runNvlm(options: NvlmOptions): Promise<NvlmResult> {
   const heldOut = heldOutExamples(dataset, types, options.heldOutPerType);
   const metrics = (name: string) => (options.metricsDir ? join(options.metricsDir, `metrics-${name}.jsonl`) : undefined);
 
-  // The pretrained ViT and the features it gives, computed once; each arm gets a copy of its weights.
+  // The pretrained ViT and the features it gives, computed once.
   const tower = buildViT(size.vision, seed);
-  const towerPlugin = tilesPlugin(tower, size.vision);
-  const built: Arm[] = [];
   let vision: VisionReport;
-  let pool: PoolImage[];
+  let towerWeights;
+  let pool;
   let poolFeatures: ImageFeatures[];
   let heldOutFeatures: ImageFeatures[];
-  let encodeSeconds: number;
+  const encodeStart = performance.now();
   try {
+    const towerPlugin = tilesPlugin(tower, size.vision);
     vision = options.visionTowerFrom ? await loadTower(tower, options.visionTowerFrom, log) : await pretrainTower(tower, towerPlugin, dataset, options, metrics('vision'), log);
     if (options.visionTowerPath) await saveCheckpoint(tower, options.visionTowerPath);
-    const encodeStart = performance.now();
+    towerWeights = snapshot(tower);
     pool = buildPool(poolDataset, seed, options.poolSize, types);
     poolFeatures = encodeImages(towerPlugin, pool.map((p) => p.image));
     heldOutFeatures = encodeImages(towerPlugin, heldOut.map((e) => e.image));
-    encodeSeconds = (performance.now() - encodeStart) / 1000;
-    log(`encode: ${pool.length} pool and ${heldOut.length} held-out images through the frozen ViT in ${encodeSeconds.toFixed(1)} s`);
-    for (const name of options.arms ?? (['hybrid', 'thumbnail'] as const)) {
-      const arm = buildArm(name, size, seed);
-      built.push(arm);
-      copyParameters(tower, arm.image.encoder);
-    }
-  } catch (error) {
-    for (const arm of built) arm.model.dispose();
-    throw error;
   } finally {
     tower.dispose();
   }
-  const poolQuestions = pool.reduce((sum, p) => sum + Object.values(p.questions).reduce((s, q) => s + q!.length, 0), 0);
+  const encodeSeconds = (performance.now() - encodeStart) / 1000 - vision.seconds;
+  log(`encode: ${pool.length} pool and ${heldOut.length} held-out images through the frozen ViT in ${encodeSeconds.toFixed(1)} s`);
   const byShapes: Record<string, number> = {};
   for (const p of pool) byShapes[p.shapeCount] = (byShapes[p.shapeCount] ?? 0) + 1;
+  const poolQuestions = pool.reduce((sum, p) => sum + Object.values(p.questions).reduce((s, q) => s + q!.length, 0), 0);
 
-  const arms: Partial<Record<ArmName, ArmResult>> = {};
+  // The text stage, on an arm without inserted blocks: its LLM is then every arm's starting LLM.
+  const textArm = buildArm('thumbnail', size, seed);
+  let text: PhaseReport;
+  let baseline: ExactMatch;
+  let llmWeights;
   try {
-    // The text stage runs on the first arm's LLM; every arm then starts from that LLM.
-    const first = built[0]!;
-    const textSettings = options.phases.text;
-    const textCpu = process.cpuUsage();
-    log(`text: trains 'llm' on the questions without the image, ${textSettings.steps} steps of ${textSettings.batchSize ?? options.batchSize}`);
-    const textRun = await trainTextBaseline(first.model, {
+    const settings = options.phases.text;
+    const batchSize = settings.batchSize ?? options.batchSize;
+    log(`text: trains 'llm' on the questions without the image, ${settings.steps} steps of ${batchSize}`);
+    const cpu = process.cpuUsage();
+    const run = await trainTextBaseline(textArm.model, {
       dataset,
       types,
       heldOut,
-      steps: textSettings.steps,
-      learningRate: textSettings.learningRate,
-      batchSize: textSettings.batchSize ?? options.batchSize,
+      steps: settings.steps,
+      learningRate: settings.learningRate,
+      batchSize,
       seed,
       metricsPath: metrics('text'),
       progress: options.progress,
     });
-    const text = phaseReport('text', "'llm' (text only)", first.model.summary().trainableParameters, textSettings.steps, textRun.history, textCpu);
-    const baseline = textRun.score;
+    text = phaseReport('text', "'llm' (text only)", textArm.model.summary().trainableParameters, settings.steps, run.history, cpu);
+    baseline = run.score;
+    llmWeights = snapshot(textArm.model, isOwnLLMParameter);
     log(`text: ${text.seconds.toFixed(1)} s, loss ${fmt(text.firstLoss)} -> ${fmt(text.lastLoss)}; text-only baseline ${describeScore(baseline, types)}`);
-    for (const arm of built.slice(1)) copyLLM(first.model, arm.model);
-
-    for (const arm of built) {
-      const phases: PhaseReport[] = [];
-      let afterStage1: ExactMatch | null = null;
-      let final: ExactMatch | null = null;
-      for (const stage of ['stage1', 'stage2'] as const) {
-        const settings = options.phases[stage];
-        const batchSize = settings.batchSize ?? options.batchSize;
-        const summary = arm.model.trainOnly(STAGES[stage].selection);
-        log(`${arm.name} ${stage}: trains ${STAGES[stage].label}, ${summary.trainableParameters.toLocaleString('en-US')} parameters, ${settings.steps} steps of ${batchSize}`);
-        const cpu = process.cpuUsage();
-        const history =
-          settings.steps > 0
-            ? await runStage<ComposedModel, ComposedSample[]>(
-                arm.model,
-                { steps: settings.steps, learningRate: settings.learningRate, seed, metricsPath: metrics(`${arm.name}-${stage}`), progress: options.progress },
-                {
-                  label: `${arm.name} ${stage}`,
-                  weightDecay: 0,
-                  batchAt: (step) =>
-                    drawBatch(pool, seed, STEP_OFFSET[stage] + step, batchSize).map((draw) =>
-                      questionSample({ question: draw.question.text, answer: draw.question.answer }, poolFeatures[draw.image]!, true),
-                    ),
-                  loss: (m, batch) => m.loss(batch),
-                },
-              )
-            : [];
-        const report = phaseReport(stage, STAGES[stage].label, summary.trainableParameters, settings.steps, history, cpu);
-        phases.push(report);
-        const score = await scoreArm(arm.model, heldOut, heldOutFeatures);
-        if (stage === 'stage1') afterStage1 = score;
-        else final = score;
-        log(`${arm.name} ${stage}: ${report.seconds.toFixed(1)} s (${report.cpuSeconds.toFixed(1)} s CPU), loss ${fmt(report.firstLoss)} -> ${fmt(report.lastLoss)}; held-out ${describeScore(score, types)}`);
-      }
-      arms[arm.name] = { ...arm, afterStage1: afterStage1!, final: final!, phases, parameters: arm.model.summary().totalParameters };
-    }
-    return {
-      arms,
-      baseline,
-      text,
-      vision,
-      heldOut,
-      heldOutFeatures,
-      pool: { images: pool.length, questions: poolQuestions, byShapes },
-      encodeSeconds,
-      visionTowerPath: options.visionTowerPath,
-    };
-  } catch (error) {
-    for (const arm of built) arm.model.dispose();
-    throw error;
+  } finally {
+    textArm.model.dispose();
   }
+
+  const names = options.arms ?? (['hybrid', 'thumbnail'] as const);
+  const inputs: ArmInput[] = names.map((name) => ({
+    name,
+    size,
+    seed,
+    types,
+    phases: { stage1: options.phases.stage1, stage2: options.phases.stage2 },
+    batchSize: options.batchSize,
+    pool: pool.map((p) => ({ questions: p.questions })),
+    poolFeatures,
+    heldOut,
+    heldOutFeatures,
+    tower: towerWeights,
+    llm: llmWeights,
+    checkpointPath: name === 'hybrid' ? options.checkpointPath : undefined,
+    metricsDir: options.metricsDir,
+    progress: options.workerScript ? false : options.progress,
+  }));
+  const armsStart = performance.now();
+  const outputs: ArmOutput[] = [];
+  if (options.workerScript) {
+    log(`arms: ${names.join(' and ')} train at once, each in a child process`);
+    outputs.push(...(await Promise.all(inputs.map((input) => trainInChild(options.workerScript!, input, options.backend, log)))));
+  } else {
+    for (const input of inputs) outputs.push(await trainArm(input, log));
+  }
+  const armsSeconds = (performance.now() - armsStart) / 1000;
+  return {
+    arms: Object.fromEntries(outputs.map((o) => [o.name, o])),
+    baseline,
+    text,
+    vision,
+    heldOut,
+    heldOutFeatures,
+    pool: { images: pool.length, questions: poolQuestions, byShapes },
+    encodeSeconds,
+    armsSeconds,
+    visionTowerPath: options.visionTowerPath,
+    checkpointPath: options.checkpointPath,
+  };
+}
+
+/** Trains one arm in a child process running `script` (arm-worker.ts); its log lines come back through `log`. */
+function trainInChild(script: string | URL, input: ArmInput, backend: BackendName | undefined, log: (line: string) => void): Promise<ArmOutput> {
+  const path = script instanceof URL ? fileURLToPath(script) : script;
+  return new Promise((resolve, reject) => {
+    const child = fork(path, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let result: ArmOutput | null = null;
+    let failure: string | null = null;
+    child.on('message', (message: { log?: string; result?: ArmOutput; error?: string }) => {
+      if (message.log !== undefined) log(message.log);
+      if (message.result) result = message.result;
+      if (message.error) failure = message.error;
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (result) resolve(result);
+      else reject(new Error(`the ${input.name} arm's child process (${path}) exited with code ${code}${failure ? `:\n${failure}` : ''}`));
+    });
+    child.send({ backend, input });
+  });
 }
 
 async function pretrainTower(
@@ -292,31 +252,7 @@ async function loadTower(tower: VisionTransformer, path: string, log: (line: str
   return { name: 'vision', trainable: 'none (loaded)', trainableParameters: 0, steps: 0, seconds: 0, cpuSeconds: 0, firstLoss: null, lastLoss: null, accuracy: null, loadedFrom: path };
 }
 
-/** Copies every parameter of `from` into the same-named one of `to` (a module of the same shape). */
-export function copyParameters(from: Module, to: Module): void {
-  const target = new Map(to.namedParameters());
-  for (const [name, value] of from.namedParameters()) {
-    const variable = target.get(name);
-    if (!variable) throw new Error(`copyParameters: the target has no parameter ${name}; build both from the same size`);
-    variable.assign(value);
-  }
-}
-
-/**
- * Copies the LLM's own weights (`llm.*`, without the blocks a strategy inserted, `llm.model.inserted.*`) from one
- * arm to another.
- */
-export function copyLLM(from: ComposedModel, to: ComposedModel): void {
-  const target = new Map(to.namedParameters());
-  for (const [name, value] of from.namedParameters()) {
-    if (!name.startsWith('llm.') || name.startsWith('llm.model.inserted.')) continue;
-    const variable = target.get(name);
-    if (!variable) throw new Error(`copyLLM: the target model has no parameter ${name}; both arms must be built with the same LLM size`);
-    variable.assign(value);
-  }
-}
-
-function phaseReport(name: PhaseName, trainable: string, trainableParameters: number, steps: number, history: StepMetrics[], cpuAt: NodeJS.CpuUsage): PhaseReport {
+function phaseReport(name: string, trainable: string, trainableParameters: number, steps: number, history: StepMetrics[], cpuAt: NodeJS.CpuUsage): PhaseReport {
   const { user, system } = process.cpuUsage(cpuAt);
   return {
     name,
@@ -328,8 +264,4 @@ function phaseReport(name: PhaseName, trainable: string, trainableParameters: nu
     firstLoss: history[0]?.loss ?? null,
     lastLoss: history.at(-1)?.loss ?? null,
   };
-}
-
-function fmt(loss: number | null): string {
-  return loss === null ? 'n/a' : loss.toFixed(3);
 }

@@ -44,7 +44,7 @@ export function buildPool(dataset: ShapesDataset, seed: number, count: number, t
 }
 
 /** The draws of one step (see the file comment). */
-export function drawBatch(pool: readonly PoolImage[], seed: number, step: number, batchSize: number): PoolDraw[] {
+export function drawBatch(pool: readonly Pick<PoolImage, 'questions'>[], seed: number, step: number, batchSize: number): PoolDraw[] {
   return Array.from({ length: batchSize }, (_, row) => {
     const h = deriveSeed(deriveSeed(seed, 12), (step * batchSize + row) >>> 0);
     const image = h % pool.length;

@@ -37,7 +37,7 @@ const USAGE = `npm run train -w @chimera-examples/nvlm-h -- [options]     (the v
   --text-steps 150 --text-lr 3e-3             the text-only LLM (the baseline, and both arms' starting LLM)
   --stage1-steps 100 --stage1-lr 3e-3         stage 1: 'fusion' (projector, cross-attention blocks)
   --stage2-steps 1000 --stage2-lr 2e-3        stage 2: 'projector+llm'
-  --arms hybrid,thumbnail   --tile-tags true|false   --xattn 1,2 (LLM layers with a block before them)
+  --parallel true|false (the arms at once, each in a child process)  --arms hybrid,thumbnail   --tile-tags true|false   --xattn 1,2 (LLM layers with a block before them)
   --patch 8 --vit-hidden 64 --vit-layers 2 --max-tiles 16 --llm-hidden 64 --llm-layers 3   (model defaults: model.ts)`;
 
 async function main(): Promise<number> {
@@ -66,6 +66,7 @@ async function main(): Promise<number> {
       'stage2-lr': { type: 'string', default: '2e-3' },
       arms: { type: 'string', default: ARMS.join(',') },
       'tile-tags': { type: 'string', default: 'true' },
+      parallel: { type: 'string', default: 'true' },
       xattn: { type: 'string' },
       patch: { type: 'string' },
       'vit-hidden': { type: 'string' },
@@ -77,6 +78,7 @@ async function main(): Promise<number> {
   });
 
   const seed = int('seed', values.seed!);
+  const parallel = oneOf('parallel', values.parallel!, ['true', 'false']) === 'true';
   const types = list(values.types!).map((t) => oneOf('types', t, QUESTION_TYPES));
   const arms = list(values.arms!).map((a) => oneOf('arms', a, ARMS));
   const visionHidden = optionalInt('vit-hidden', values['vit-hidden'], 4) ?? DEFAULT_SIZE.vision.hiddenSize;
@@ -125,6 +127,8 @@ async function main(): Promise<number> {
   }
   options.metricsDir = out;
   options.visionTowerPath = join(out, 'vision-tower.safetensors');
+  options.checkpointPath = join(out, 'hybrid-trainable.safetensors');
+  if (parallel) options.workerScript = new URL('./arm-worker.js', import.meta.url);
   if (values['vision-from'] !== undefined) {
     options.visionTowerFrom = resolve(values['vision-from']);
     if (options.visionTowerFrom === options.visionTowerPath) {
@@ -133,6 +137,7 @@ async function main(): Promise<number> {
   }
 
   const backend = await initBackend(values.backend ? { backend: values.backend as BackendName } : {});
+  options.backend = backend.backend;
   console.log(`backend: ${backend.backend}${backend.fastPaths.length ? ` (fast paths: ${backend.fastPaths.join(', ')})` : ''}`);
   const { vision, llm } = size;
   console.log(
@@ -142,10 +147,10 @@ async function main(): Promise<number> {
   );
 
   const result = await runNvlm(options);
-  try {
+  {
     const hybrid = result.arms.hybrid;
     const thumbnail = result.arms.thumbnail;
-    const check = hybrid ? await checkTrainableCheckpoint(result, hybrid, size, seed, join(out, 'hybrid-trainable.safetensors')) : null;
+    const check = hybrid ? await checkTrainableCheckpoint(result, hybrid, size, seed) : null;
     if (hybrid) writeAnswerGrid(join(out, 'test-answers.png'), result.heldOut, hybrid.final, { types, count: 36 });
     if (thumbnail) writeAnswerGrid(join(out, 'test-answers-thumbnail.png'), result.heldOut, thumbnail.final, { types, count: 36 });
     const curves = ['vision', 'text', ...arms.flatMap((arm) => [`${arm}-stage1`, `${arm}-stage2`])];
@@ -182,7 +187,7 @@ async function main(): Promise<number> {
       text: result.text,
       arms: Object.fromEntries(Object.entries(result.arms).map(([name, arm]) => [name, { parameters: arm!.parameters, phases: arm!.phases }])),
       pool: result.pool,
-      encodeSeconds: result.encodeSeconds,
+      seconds: { encode: result.encodeSeconds, arms: result.armsSeconds, armsInParallel: parallel },
       checkpoint: check,
       timing,
       machine: { backend: backend.backend, fastPaths: backend.fastPaths },
@@ -201,7 +206,9 @@ async function main(): Promise<number> {
           `reloaded onto a freshly built hybrid with the pretrained ViT: ${check.same}/${check.compared} answers the same`,
       );
     }
-    console.log(`time: ${clock.summary()}; stages ${JSON.stringify(Object.fromEntries(Object.entries(clock.stages).map(([k, v]) => [k, Math.round(v)])))}`);
+    console.log(
+      `time: ${clock.summary()} (this process; the arms${parallel ? ' trained at once in child processes' : ''}: ${result.armsSeconds.toFixed(0)} s wall)`,
+    );
     console.log(`outputs: ${out}/ (metrics.json, loss.png, test-answers.png, test-answers-thumbnail.png, hybrid-trainable.safetensors, vision-tower.safetensors, metrics-*.jsonl)`);
     if (failures.length) {
       console.error(`FAIL: ${failures.join('; ')}`);
@@ -209,8 +216,6 @@ async function main(): Promise<number> {
     }
     console.log(`PASS: NVLM-H >= ${percent(TARGET)} on ${types.join(' and ')}, the text-only baseline >= ${percent(BASELINE_MARGIN)} below and thumbnail-only early fusion >= ${percent(THUMBNAIL_MARGIN)} below`);
     return 0;
-  } finally {
-    for (const arm of Object.values(result.arms)) arm!.model.dispose();
   }
 }
 

@@ -5,7 +5,7 @@ import { expectNoLeaks } from '@chimera/core/testing';
 import { ShapesDataset, fineDetailOptions } from '@chimera-examples/shapes-dataset';
 import { questionSample } from '@chimera-examples/shapes-vqa';
 import { unknownFlagProblems } from '@chimera-examples/kit';
-import { copyParameters } from '../src/experiment';
+import { restore, snapshot } from '../src/arm';
 import { encodeImages, type ImageFeatures } from '../src/frozen-views';
 import { DEFAULT_SIZE, buildArm, buildViT, tilesPlugin, type NvlmSize } from '../src/model';
 import { buildPool, drawBatch } from '../src/pool';
@@ -53,7 +53,7 @@ describe('frozen features', () => {
     for (const name of ['hybrid', 'thumbnail'] as const) {
       const arm = buildArm(name, SIZE, 9);
       try {
-        copyParameters(tower, arm.image.encoder);
+        restore(arm.image.encoder, snapshot(tower));
         arm.model.trainOnly('fusion');
         const direct = tilesPlugin(arm.image.encoder, SIZE.vision);
         const fresh = direct.continuousIn!.encode(images.map((image) => direct.prepare(image))).features as tf.Tensor2D[];
@@ -76,7 +76,7 @@ describe('frozen features', () => {
     try {
       arm.model.trainOnly('fusion');
       expect(() => arm.image.continuousIn!.encode(features)).toThrow(/encoded by a ViT with other weights/);
-      copyParameters(tower, arm.image.encoder);
+      restore(arm.image.encoder, snapshot(tower));
       arm.model.trainOnly('all');
       expect(() => arm.image.continuousIn!.encode(features)).toThrow(/ViT parameters are trainable.*freeze image.encoder/);
       expect(() => arm.image.prepare(dataset.sample('test', 0).image as never)).toThrow(/expected ImageFeatures from encodeImages/);
@@ -115,7 +115,7 @@ describe('the hybrid arm', () => {
     });
     const arm = buildArm('hybrid', SIZE, 9);
     try {
-      copyParameters(tower, arm.image.encoder);
+      restore(arm.image.encoder, snapshot(tower));
       arm.model.trainOnly('fusion');
       const samples = (items: ImageFeatures[]) => items.map((item) => questionSample({ question: 'what shape is the red one?', answer: 'star' }, item, true));
       const a = tf.tidy(() => arm.model.loss(samples(features)).dataSync()[0]);
