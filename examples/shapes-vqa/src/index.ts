@@ -19,3 +19,19 @@ export {
 } from './evaluate';
 export { trainTextBaseline, scoreTextOnly, type TextBaselineOptions, type TextBaselineResult } from './baseline';
 export { answerTiles, answerGrid, writeAnswerGrid, comparisonTable, sizeTable, type AnswerGridOptions } from './report';
+export { imageViews, viewPatchLabels, labelClasses, LABEL_SETS, SIZE_CLASSES, type View, type ViewKind, type PatchLabels } from './views';
+export {
+  pretrainVisionTower,
+  patchAccuracy,
+  patchLabelLoss,
+  viewBatch,
+  PatchLabeler,
+  DEFAULT_LABEL_WEIGHTS,
+  DEFAULT_BACKGROUND_WEIGHT,
+  type LabelWeights,
+  type ViewGroup,
+  type ViewSource,
+  type PatchAccuracy,
+  type VisionPretrainingOptions,
+  type VisionPretrainingResult,
+} from './vision-pretraining';
