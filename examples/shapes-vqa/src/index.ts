@@ -6,6 +6,7 @@
 export { VOCABULARY, PAD, BOS, EOS, IMAGE, VOCAB_SIZE, encodeWords, decodeWords } from './vocabulary';
 export { exampleAt, heldOutExamples, trainingExamples, type Example } from './examples';
 export { questionSample, type SampleImage, type QuestionAnswer } from './samples';
+export { conversationTurns, conversationSample, type ConversationOptions } from './conversations';
 export {
   answerExamples,
   exactMatch,
