@@ -7,7 +7,7 @@
 import { statSync } from 'node:fs';
 import { loadCheckpoint } from '@chimera/core';
 import type { ComposedModel } from '@chimera/fusion';
-import { answerExamples } from './evaluate';
+import { answerExamples } from '@chimera-examples/shapes-vqa';
 import type { LlavaResult } from './experiment';
 import { buildLlava, type LlavaSize } from './model';
 

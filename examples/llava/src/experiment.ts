@@ -17,10 +17,10 @@ import { Trainer, loadCheckpoint, saveCheckpoint, warmupCosineSchedule, type Ste
 import type { ComposedModel, ComposedSample, TrainableSelection } from '@chimera/fusion';
 import type { PreparedImage, VisionModality } from '@chimera/vision-encoder';
 import { ShapesDataset, type QuestionType, type ShapesOptions } from '@chimera-examples/shapes-dataset';
-import { exactMatch, type ExactMatch } from './evaluate';
 import { buildLlava, type LlavaSize } from './model';
 import { pretrainVision, type LabelWeights } from './vision-pretraining';
-import { conversationSample, heldOutExamples, trainingConversations, type Example } from './samples';
+import { trainingConversations } from './samples';
+import { conversationSample, describeScore, exactMatch, heldOutExamples, percent, type ExactMatch, type Example } from '@chimera-examples/shapes-vqa';
 
 export type PhaseName = 'text' | 'stage1' | 'stage2';
 export type TrainVision = boolean | 'last';
@@ -337,15 +337,6 @@ export function cpuSince(start: NodeJS.CpuUsage): number {
 
 function fmtLoss(loss: number | null | undefined): string {
   return loss == null ? 'n/a' : loss.toFixed(3);
-}
-
-export function percent(fraction: number): string {
-  return `${(100 * fraction).toFixed(1)}%`;
-}
-
-/** 'shape 95.0%, color 97.5%, ...'. */
-export function describeScore(score: ExactMatch, types: readonly QuestionType[]): string {
-  return types.map((t) => `${t} ${score.byType[t] ? percent(score.byType[t].accuracy) : 'n/a'}`).join(', ');
 }
 
 /** 'shape 1: 100.0% 2: 97.0% 3: 95.1%; color ...' (held-out exact match per type, split by shapes per image). */

@@ -12,7 +12,7 @@ import { manualSeed } from '@chimera/core';
 import { compose, earlyFusion, type ComposedModel, type ProjectorSpec } from '@chimera/fusion';
 import { CausalLM, tinyLlama } from '@chimera/llm';
 import { VisionTransformer, tinyViT, visionModality, type FeatureLayer, type ViTPositions, type VisionModality } from '@chimera/vision-encoder';
-import { EOS, IMAGE, PAD, BOS, VOCAB_SIZE } from './vocabulary';
+import { EOS, IMAGE, PAD, BOS, VOCAB_SIZE } from '@chimera-examples/shapes-vqa';
 
 export interface VisionSize {
   imageSize: number;

@@ -16,10 +16,9 @@ import { initBackend, type BackendName } from '@chimera/core';
 import type { ViTPositions } from '@chimera/vision-encoder';
 import { QUESTION_TYPES, type QuestionType } from '@chimera-examples/shapes-dataset';
 import { checkTrainableCheckpoint } from './checkpoint';
-import type { ExactMatch } from './evaluate';
-import { describeScore, percent, runLlava, type LlavaOptions, type TrainVision } from './experiment';
+import { accuracies, comparisonTable, describeScore, percent, writeAnswerGrid } from '@chimera-examples/shapes-vqa';
+import { runLlava, type LlavaOptions, type TrainVision } from './experiment';
 import { DEFAULT_SIZE, imageTokens, type LlavaSize } from './model';
-import { comparisonTable, writeAnswerGrid } from './report';
 import { UsageError, int, optionalInt, parseFlags, positive as rate, runDirectory, runScript, writeJson, writeLossCurve } from '@chimera-examples/kit';
 import { DEFAULT_LABEL_WEIGHTS } from './vision-pretraining';
 
@@ -174,7 +173,7 @@ async function main(): Promise<number> {
   try {
     const check = await checkTrainableCheckpoint(result, size, seed, join(out, 'llava-trainable.safetensors'));
     const stage1 = result.phases.find((p) => p.name === 'stage1')!.score;
-    writeAnswerGrid(join(out, 'test-answers.png'), result.heldOut, result.final, types);
+    writeAnswerGrid(join(out, 'test-answers.png'), result.heldOut, result.final, { types, count: 40, columns: types.length * 2, scale: 4 });
     await writeLossCurve(out, ['vision', 'text', 'stage1', 'stage2'].map((phase) => ({ name: phase, path: join(out, `metrics-${phase}.jsonl`) })));
     const totalSeconds = (performance.now() - startedAt) / 1000;
 
@@ -193,12 +192,12 @@ async function main(): Promise<number> {
       target: { types: TARGET_TYPES, accuracy: TARGET, baselineMargin: BASELINE_MARGIN },
       heldOutPerType: options.heldOutPerType,
       exactMatch: {
-        llava: scores(result.final),
-        textOnlyBaseline: scores(result.baseline),
-        afterStage1: scores(stage1),
+        llava: accuracies(result.final),
+        textOnlyBaseline: accuracies(result.baseline),
+        afterStage1: accuracies(stage1),
       },
       vision: result.vision,
-      phases: result.phases.map(({ score, ...phase }) => ({ ...phase, heldOut: scores(score) })),
+      phases: result.phases.map(({ score, ...phase }) => ({ ...phase, heldOut: accuracies(score) })),
       checkpoint: check,
       seconds: { total: totalSeconds, training: result.trainSeconds },
       machine: { backend: backend.backend, fastPaths: backend.fastPaths, load: loadavg()[0] },
@@ -206,7 +205,8 @@ async function main(): Promise<number> {
     });
 
     console.log(`\nheld-out exact match (${options.heldOutPerType} questions per type):`);
-    for (const line of comparisonTable(result.final, result.baseline, types, { name: 'stage 1 only', score: stage1 })) console.log(`  ${line}`);
+    const columns = [{ name: 'LLaVA', score: result.final }, { name: 'text-only', score: result.baseline }, { name: 'stage 1 only', score: stage1 }];
+    for (const line of comparisonTable(columns, types)) console.log(`  ${line}`);
     console.log(
       `checkpoint: ${check.savedTensors} of ${check.totalTensors} parameter tensors (trainable only, ${(check.bytes / 1024).toFixed(0)} KB) ` +
         `reloaded onto a freshly built model with the pretrained ViT: ${check.same}/${check.compared} answers the same`,
@@ -225,16 +225,6 @@ async function main(): Promise<number> {
   } finally {
     result.model.dispose();
   }
-}
-
-/** Accuracies for metrics.json: overall, per type, and per type by shapes in the image. */
-function scores(score: Pick<ExactMatch, 'overall' | 'byType' | 'byTypeAndShapes'>) {
-  const accuracies = (byKey: Partial<Record<string, { accuracy: number }>>) => Object.fromEntries(Object.entries(byKey).map(([key, s]) => [key, s!.accuracy]));
-  return {
-    overall: score.overall.accuracy,
-    byType: accuracies(score.byType),
-    byTypeAndShapes: Object.fromEntries(Object.entries(score.byTypeAndShapes).map(([type, byShapes]) => [type, accuracies(byShapes!)])),
-  };
 }
 
 /**

@@ -8,12 +8,24 @@ import { expectNoLeaks } from '@chimera/core/testing';
 import type { ComposedModel, ComposedSample } from '@chimera/fusion';
 import { ShapesDataset, type Scene } from '@chimera-examples/shapes-dataset';
 import { checkTrainableCheckpoint, loadTrainable } from '../src/checkpoint';
-import { answerExamples, scoreByType } from '../src/evaluate';
 import { runLlava, stage2Selection, type LlavaOptions, type LlavaResult } from '../src/experiment';
 import { buildLlava, type LlavaSize } from '../src/model';
-import { conversationSample, heldOutExamples, questionSample, trainingConversations, type Example } from '../src/samples';
+import { trainingConversations } from '../src/samples';
 import { DEFAULT_LABEL_WEIGHTS, patchLabelLoss, patchLabels } from '../src/vision-pretraining';
-import { BOS, EOS, IMAGE, VOCAB_SIZE, decodeWords, encodeWords } from '../src/vocabulary';
+import {
+  BOS,
+  EOS,
+  IMAGE,
+  VOCAB_SIZE,
+  answerExamples,
+  conversationSample,
+  decodeWords,
+  encodeWords,
+  heldOutExamples,
+  questionSample,
+  scoreExamples,
+  type Example,
+} from '@chimera-examples/shapes-vqa';
 import { unknownFlagProblems } from '@chimera-examples/kit';
 
 // A reduced problem that trains in about a minute and still needs the object lookup: two shapes per 24x24 image,
@@ -98,8 +110,8 @@ describe('vocabulary and samples', () => {
   });
 
   it('scores exact match per question type, and per type by shapes in the image', () => {
-    const examples = (['shape', 'shape', 'color', 'shape', 'color'] as const).map((type, i) => ({ type, shapeCount: [1, 2, 1, 2, 3][i] }) as Example);
-    const { overall, byType, byTypeAndShapes } = scoreByType(examples, [true, false, true, true, false]);
+    const examples = (['shape', 'shape', 'color', 'shape', 'color'] as const).map((type, i) => ({ type, shapeCount: [1, 2, 1, 2, 3][i], size: '32x32' }) as Example);
+    const { overall, byType, byTypeAndShapes } = scoreExamples(examples, [true, false, true, true, false]);
     expect(overall).toEqual({ correct: 3, total: 5, accuracy: 0.6 });
     expect(byType.shape).toEqual({ correct: 2, total: 3, accuracy: 2 / 3 });
     expect(byType.color).toEqual({ correct: 1, total: 2, accuracy: 0.5 });
