@@ -1,7 +1,8 @@
 /**
  * @chimera-examples/shapes-vqa: what the shapes VQA examples (llava, fuyu, qwen2-vl, nvlm-h) share, so none of
  * them copies it: the vocabulary, question examples and held-out sets, the composed-model sample of a question,
- * exact-match scoring (per type, shape count and image size), the text-only baseline, and the answers picture.
+ * multi-turn training conversations, exact-match scoring (per type, shape count and image size), the text-only
+ * baseline, the answers picture, and dense patch-label pretraining of a ViT tower for any view geometry.
  */
 export { VOCABULARY, PAD, BOS, EOS, IMAGE, VOCAB_SIZE, encodeWords, decodeWords } from './vocabulary';
 export { exampleAt, heldOutExamples, trainingExamples, type Example } from './examples';
