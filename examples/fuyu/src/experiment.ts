@@ -17,9 +17,19 @@ import type { ComposedModel, ComposedSample } from '@chimera/fusion';
 import type { PreparedImage, VisionModality } from '@chimera/vision-encoder';
 import { runStage } from '@chimera-examples/kit';
 import { ShapesDataset, fineDetailOptions, type FineDetailOptions, type ImageDims, type QuestionType, type Range } from '@chimera-examples/shapes-dataset';
-import { describeScore, exactMatch, heldOutExamples, trainTextBaseline, type Example, type ExactMatch } from '@chimera-examples/shapes-vqa';
+import {
+  conversationSample,
+  conversationTurns,
+  describeScore,
+  exactMatch,
+  heldOutExamples,
+  questionSample,
+  trainTextBaseline,
+  trainingExamples,
+  type Example,
+  type ExactMatch,
+} from '@chimera-examples/shapes-vqa';
 import { buildFuyu, type FuyuSize } from './model';
-import { trainingTurns, turnsSample } from './turns';
 
 export interface PhaseSettings {
   steps: number;
@@ -36,7 +46,7 @@ export interface ImagePhaseSettings extends PhaseSettings {
    * the rest the task's (default: none).
    */
   curriculum?: Curriculum;
-  /** Questions per training image, each about another shape (turns.ts; default 1). */
+  /** Questions per training image, each about another shape (shapes-vqa's conversationTurns; default 1). */
   turns?: number;
   /** Keep the patch Linear and row break frozen for the phase (default false: everything trains, as Fuyu). */
   freezePatches?: boolean;
@@ -48,6 +58,8 @@ export interface Curriculum {
   sizes?: readonly ImageDims[];
   /** Shapes per image (default 1). */
   shapesPerImage?: Range;
+  /** Question types (default the run's). */
+  types?: readonly QuestionType[];
 }
 
 /** The curriculum's default images: a few 16-pixel patches a side, so a shape fills a good part of the image. */
@@ -188,9 +200,13 @@ export async function runFuyu(options: FuyuOptions): Promise<FuyuResult> {
         label: 'image',
         weightDecay: options.weightDecay ?? 0,
         batchAt: (step) =>
-          trainingTurns(step < (settings.curriculum?.steps ?? 0) ? data.curriculum : data.seen, seed, IMAGE_STEP_OFFSET + step, imageBatch, types, settings.turns ?? 1).map(
-            (turns) => turnsSample(turns, image.prepare(turns[0]!.image)),
-          ),
+          step < (settings.curriculum?.steps ?? 0)
+            ? trainingExamples(data.curriculum, seed, IMAGE_STEP_OFFSET + step, imageBatch, settings.curriculum?.types ?? types).map((e) =>
+                questionSample(e, image.prepare(e.image), true),
+              )
+            : trainingExamples(data.seen, seed, IMAGE_STEP_OFFSET + step, imageBatch, types).map((e) =>
+                conversationSample(conversationTurns(data.seen, e, types, { maxTurns: settings.turns ?? 1, seed }), image.prepare(e.image)),
+              ),
         loss: (m, batch) => m.loss(batch),
       },
     );

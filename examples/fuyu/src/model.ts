@@ -51,7 +51,7 @@ export const DEFAULT_SIZE: FuyuSize = {
   numLayers: 3,
   numHeads: 4,
   numKvHeads: 2,
-  intermediateSize: 192,
+  intermediateSize: 384,
   pixels: 'dark',
   patchInit: 'fourier',
 };

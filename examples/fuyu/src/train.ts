@@ -28,11 +28,11 @@ const DEFAULT_TYPES: readonly QuestionType[] = ['shape', 'color'];
 
 const USAGE = `npm run train -w @chimera-examples/fuyu -- [options]     (the values shown are the defaults)
   --out <repo>/runs/fuyu  --seed 1  --backend wasm|cpu (default: initBackend()'s choice)  --batch 32
-  --text-steps 150 --text-lr 3e-3                 the text-only decoder (also the baseline)
-  --image-steps 1200 --image-lr 2e-3 --turns 1   everything, on the images
-  --curriculum-steps 0 --curriculum-sizes ${CURRICULUM_SIZES.map(sizeKey).join(',')} --curriculum-shapes 1   the image phase's first steps
+  --text-steps 100 --text-lr 3e-3                 the text-only decoder (also the baseline)
+  --image-steps 3600 --image-lr 5e-3 --turns 3 --train-patches   the decoder (and with --train-patches the patch Linear), on the images
+  --curriculum-steps 3000 --curriculum-sizes ${CURRICULUM_SIZES.map(sizeKey).join(',')} --curriculum-shapes 1 --curriculum-types shape   the image phase's first steps
   --types ${DEFAULT_TYPES.join(',')} --shapes 1,3 --held-out 200 --unseen 150 --weight-decay 0
-  --patch ${DEFAULT_SIZE.patchSize} --hidden ${DEFAULT_SIZE.hiddenSize} --layers ${DEFAULT_SIZE.numLayers} --heads ${DEFAULT_SIZE.numHeads} --kv-heads ${DEFAULT_SIZE.numKvHeads} --ffn ${DEFAULT_SIZE.intermediateSize} --pixels ${DEFAULT_SIZE.pixels}|fuyu --patch-init ${DEFAULT_SIZE.patchInit}|random --freeze-patches`;
+  --patch ${DEFAULT_SIZE.patchSize} --hidden ${DEFAULT_SIZE.hiddenSize} --layers ${DEFAULT_SIZE.numLayers} --heads ${DEFAULT_SIZE.numHeads} --kv-heads ${DEFAULT_SIZE.numKvHeads} --ffn ${DEFAULT_SIZE.intermediateSize} --pixels ${DEFAULT_SIZE.pixels}|fuyu --patch-init ${DEFAULT_SIZE.patchInit}|random`;
 
 async function main(): Promise<number> {
   const clock = new RunClock();
@@ -43,14 +43,15 @@ async function main(): Promise<number> {
       seed: { type: 'string', default: '1' },
       backend: { type: 'string' },
       batch: { type: 'string', default: '32' },
-      'text-steps': { type: 'string', default: '150' },
+      'text-steps': { type: 'string', default: '100' },
       'text-lr': { type: 'string', default: '3e-3' },
-      'image-steps': { type: 'string', default: '1200' },
-      'image-lr': { type: 'string', default: '2e-3' },
-      'curriculum-steps': { type: 'string', default: '0' },
+      'image-steps': { type: 'string', default: '3600' },
+      'image-lr': { type: 'string', default: '5e-3' },
+      'curriculum-steps': { type: 'string', default: '3000' },
       'curriculum-sizes': { type: 'string' },
       'curriculum-shapes': { type: 'string', default: '1' },
-      turns: { type: 'string', default: '1' },
+      'curriculum-types': { type: 'string', default: 'shape' },
+      turns: { type: 'string', default: '3' },
       types: { type: 'string', default: DEFAULT_TYPES.join(',') },
       shapes: { type: 'string', default: '1,3' },
       'held-out': { type: 'string', default: '200' },
@@ -64,7 +65,7 @@ async function main(): Promise<number> {
       ffn: { type: 'string' },
       pixels: { type: 'string' },
       'patch-init': { type: 'string' },
-      'freeze-patches': { type: 'boolean', default: false },
+      'train-patches': { type: 'boolean', default: false },
     },
   });
 
@@ -94,9 +95,10 @@ async function main(): Promise<number> {
         steps: int('curriculum-steps', values['curriculum-steps']!, 0),
         sizes: values['curriculum-sizes'] === undefined ? CURRICULUM_SIZES : sizeList('curriculum-sizes', values['curriculum-sizes']),
         shapesPerImage: shapeRange('curriculum-shapes', values['curriculum-shapes']!),
+        types: values['curriculum-types']!.split(',').map((t) => oneOf('curriculum-types', t.trim(), QUESTION_TYPES)),
       },
       turns: int('turns', values.turns!, 1),
-      freezePatches: values['freeze-patches']!,
+      freezePatches: !values['train-patches']!,
     },
     batchSize: int('batch', values.batch!, 1),
     seed,
