@@ -30,7 +30,7 @@ const UNSEEN_GAP = 0.05;
 
 const USAGE = `npm run train -w @chimera-examples/qwen2-vl -- [options]     (the values shown are the defaults)
   --out <repo>/runs/qwen2-vl  --seed 1  --backend wasm|cpu (default: initBackend()'s choice)  --batch 32
-  --vision-steps 400 --vision-lr 1e-2 --vision-batch N      ViT pretraining on dense patch labels
+  --vision-steps 400 --vision-lr 1e-2 --vision-batch N --vision-shapes 4,8   ViT pretraining on dense patch labels
   --vision-from TOWER.safetensors                          start from a saved tower instead
   --text-steps 150 --text-lr 3e-3                          the text-only LLM (also the baseline)
   --stage1-steps 100 --stage1-lr 3e-3                      stage 1: the patch merger
@@ -52,6 +52,7 @@ async function main(): Promise<number> {
       'vision-lr': { type: 'string', default: '1e-2' },
       'vision-batch': { type: 'string' },
       'vision-from': { type: 'string' },
+      'vision-shapes': { type: 'string', default: '4,8' },
       'text-steps': { type: 'string', default: '150' },
       'text-lr': { type: 'string', default: '3e-3' },
       'stage1-steps': { type: 'string', default: '100' },
@@ -105,6 +106,7 @@ async function main(): Promise<number> {
       vision: {
         steps: int('vision-steps', values['vision-steps']!),
         learningRate: positive('vision-lr', values['vision-lr']!),
+        shapesPerImage: shapeRange('vision-shapes', values['vision-shapes']!),
         ...(values['vision-batch'] !== undefined ? { batchSize: int('vision-batch', values['vision-batch']) } : {}),
       },
       text: { steps: int('text-steps', values['text-steps']!), learningRate: positive('text-lr', values['text-lr']!) },
