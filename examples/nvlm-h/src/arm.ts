@@ -72,6 +72,8 @@ export interface ArmInput {
   types: readonly QuestionType[];
   phases: { stage1: PhaseSettings; stage2: PhaseSettings };
   batchSize: number;
+  /** How often each type is drawn against the others an image has (default all alike; pool.ts). */
+  typeWeights?: Partial<Record<QuestionType, number>>;
   /** The pool's questions per image (drawBatch), in the order of poolFeatures. */
   pool: readonly { questions: Partial<Record<QuestionType, Question[]>> }[];
   poolFeatures: readonly ImageFeatures[];
@@ -147,7 +149,7 @@ export async function trainArm(input: ArmInput, log: (line: string) => void = ()
                 label: `${name} ${stage}`,
                 weightDecay: 0,
                 batchAt: (step) =>
-                  drawBatch(input.pool, seed, STEP_OFFSET[stage] + step, batchSize).map((draw) =>
+                  drawBatch(input.pool, seed, STEP_OFFSET[stage] + step, batchSize, input.typeWeights).map((draw) =>
                     questionSample({ question: draw.question.text, answer: draw.question.answer }, input.poolFeatures[draw.image]!, true),
                   ),
                 loss: (m, batch) => m.loss(batch),

@@ -1,8 +1,9 @@
 /**
  * The whole NVLM-H experiment as one function, used by the training script and (smaller) by the test:
  *
- *   vision    the ViT learns the tiles and thumbnails on dense patch labels (shapes-vqa's pretrainVisionTower):
- *             the stand-in for the pretrained InternViT NVLM starts from. Frozen afterwards, as in NVLM.
+ *   vision    the ViT learns dense patch labels (shapes-vqa's pretrainVisionTower), first of small images crowded
+ *             with shapes (one tile each), then of the thumbnails of task images: the stand-in for the pretrained
+ *             InternViT NVLM starts from. Frozen afterwards, as in NVLM.
  *   encode    the frozen ViT encodes the training pool and the held-out images once (frozen-views.ts).
  *   text      the LLM alone learns the questions without the image (shapes-vqa's trainTextBaseline). Scored then,
  *             it is the text-only baseline; it is also the pretrained LLM both arms start from.
@@ -27,12 +28,18 @@ import { encodeImages, type ImageFeatures } from './frozen-views';
 import { buildArm, buildViT, tilesPlugin, type ArmName, type NvlmSize } from './model';
 import { buildPool } from './pool';
 
-export type PhaseName = 'vision' | 'text' | 'stage1' | 'stage2';
+export type PhaseName = 'vision' | 'visionTask' | 'text' | 'stage1' | 'stage2';
 
 export interface NvlmOptions {
   size: NvlmSize;
   /** Dataset options (the fine-detail task's: fineDetailOptions()). Held-out questions come from its test split. */
   data: ShapesOptions;
+  /**
+   * The images the ViT first learns its tiles on (phase 'vision', tile views only): small images crowded with the
+   * task's shapes, at the task's tile scales, so most patches of a step hold a shape (a task image's tiles are ~97%
+   * background). Phase 'visionTask' then trains the thumbnails of task images (what thumbnail-only fusion reads).
+   */
+  visionData: ShapesOptions;
   /** Shapes per training-pool image (default: the dataset's). */
   poolShapes?: { min: number; max: number };
   /** Train-split images encoded once and trained on. */
@@ -42,6 +49,8 @@ export interface NvlmOptions {
   /** Arms trained (default both). */
   arms?: readonly ArmName[];
   batchSize: number;
+  /** How often each type is drawn in the arms' training against the others an image has (default all alike). */
+  typeWeights?: Partial<Record<QuestionType, number>>;
   /** Seeds the weights, the pool and the training draws; the held-out questions do not depend on it. */
   seed: number;
   heldOutPerType: number;
@@ -101,12 +110,12 @@ export async function runNvlm(options: NvlmOptions): Promise<NvlmResult> {
   const encodeStart = performance.now();
   try {
     const towerPlugin = tilesPlugin(tower, size.vision);
-    vision = options.visionTowerFrom ? await loadTower(tower, options.visionTowerFrom, log) : await pretrainTower(tower, towerPlugin, dataset, options, metrics('vision'), log);
+    vision = options.visionTowerFrom ? await loadTower(tower, options.visionTowerFrom, log) : await pretrainTower(tower, towerPlugin, dataset, options, metrics, log);
     if (options.visionTowerPath) await saveCheckpoint(tower, options.visionTowerPath);
     towerWeights = snapshot(tower);
     pool = buildPool(poolDataset, seed, options.poolSize, types);
-    poolFeatures = encodeImages(towerPlugin, pool.map((p) => p.image));
-    heldOutFeatures = encodeImages(towerPlugin, heldOut.map((e) => e.image));
+    poolFeatures = encodeImages(towerPlugin, pool.map((p) => p.image), { pool: size.vision.pool });
+    heldOutFeatures = encodeImages(towerPlugin, heldOut.map((e) => e.image), { pool: size.vision.pool });
   } finally {
     tower.dispose();
   }
@@ -153,6 +162,7 @@ export async function runNvlm(options: NvlmOptions): Promise<NvlmResult> {
     types,
     phases: { stage1: options.phases.stage1, stage2: options.phases.stage2 },
     batchSize: options.batchSize,
+    typeWeights: options.typeWeights,
     pool: pool.map((p) => ({ questions: p.questions })),
     poolFeatures,
     heldOut,
@@ -213,36 +223,44 @@ async function pretrainTower(
   plugin: VisionModality,
   dataset: ShapesDataset,
   options: NvlmOptions,
-  metricsPath: string | undefined,
+  metrics: (name: string) => string | undefined,
   log: (line: string) => void,
 ): Promise<VisionReport> {
-  const settings = options.phases.vision;
-  const batchSize = settings.batchSize ?? options.batchSize;
-  log(`vision: trains the ViT on dense patch labels of every tile and thumbnail, ${settings.steps} steps of ${batchSize} images`);
   const cpu = process.cpuUsage();
-  const result = await pretrainVisionTower(tower, {
-    dataset,
-    prepare: (image) => plugin.prepare(image),
-    steps: settings.steps,
-    learningRate: settings.learningRate,
-    batchSize,
-    seed: options.seed,
-    featureLayer: -1,
-    metricsPath,
-    progress: options.progress,
-  });
-  const report: VisionReport = {
-    ...phaseReport('vision', 'the ViT with a patch-label head', tower.countParameters(), settings.steps, result.history, cpu),
-    accuracy: result.accuracy,
-  };
-  const acc = result.accuracy;
-  log(
-    `vision: ${report.seconds.toFixed(1)} s, loss ${fmt(report.firstLoss)} -> ${fmt(report.lastLoss)}` +
-      (acc
-        ? `; validation patches: tiles kind ${percent(acc.byView.tile?.kind)} colour ${percent(acc.byView.tile?.color)}, ` +
-          `thumbnails kind ${percent(acc.byView.thumbnail?.kind)} colour ${percent(acc.byView.thumbnail?.color)}`
-        : ''),
-  );
+  const history: StepMetrics[] = [];
+  let accuracy = null as PatchAccuracy | null;
+  const runs = [
+    { phase: 'vision', data: new ShapesDataset(options.visionData), views: ['tile'] as const, what: 'the tiles of small crowded images' },
+    { phase: 'visionTask', data: dataset, views: ['thumbnail'] as const, what: 'the thumbnails of task images' },
+  ] as const;
+  for (const run of runs) {
+    const settings = options.phases[run.phase];
+    const batchSize = settings.batchSize ?? options.batchSize;
+    log(`${run.phase}: trains the ViT on dense patch labels of ${run.what}, ${settings.steps} steps of ${batchSize} images`);
+    const result = await pretrainVisionTower(tower, {
+      dataset: run.data,
+      views: run.views,
+      prepare: (image) => plugin.prepare(image),
+      steps: settings.steps,
+      learningRate: settings.learningRate,
+      batchSize,
+      seed: options.seed + (run.phase === 'visionTask' ? 1000 : 0),
+      featureLayer: -1,
+      validationImages: 100,
+      metricsPath: metrics(run.phase),
+      progress: options.progress,
+    });
+    history.push(...result.history);
+    if (result.accuracy) accuracy = { ...result.accuracy, byView: { ...accuracy?.byView, ...result.accuracy.byView } };
+    log(`${run.phase}: ${result.history.reduce((t, m) => t + m.time, 0).toFixed(1)} s, loss ${fmt(result.history[0]?.loss ?? null)} -> ${fmt(result.history.at(-1)?.loss ?? null)}`);
+  }
+  const report: VisionReport = { ...phaseReport('vision', 'the ViT with a patch-label head', tower.countParameters(), history.length, history, cpu), accuracy };
+  if (accuracy) {
+    log(
+      `vision: validation patches: tiles of crowded images kind ${percent(accuracy.byView.tile?.kind)} colour ${percent(accuracy.byView.tile?.color)}, ` +
+        `thumbnails of task images kind ${percent(accuracy.byView.thumbnail?.kind)} colour ${percent(accuracy.byView.thumbnail?.color)}`,
+    );
+  }
   return report;
 }
 

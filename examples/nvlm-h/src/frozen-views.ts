@@ -25,7 +25,7 @@ export interface ImageFeatures {
   readonly thumbnailIndex: number;
   /** The tile grid the image was cut into. */
   readonly tileGrid: TileGrid;
-  /** Token grid of one view (the tower's patch grid). */
+  /** Token grid of one view (the tower's patch grid, merged when the plugin merges). */
   readonly grid: { rows: number; cols: number };
   readonly tokensPerView: number;
   readonly featureDim: number;
@@ -45,15 +45,26 @@ export function towerFingerprint(encoder: VisionTransformer): number {
   return sum;
 }
 
+/** Options of {@link encodeImages}. */
+export interface EncodeImagesOptions {
+  /** Average each k x k window of a view's tokens into one (1: keep every token; default 1). */
+  pool?: number;
+  /** Images per encoder call (default 32). */
+  batchSize?: number;
+}
+
 /**
- * Encodes images with a 'tiles' mode plugin, `batchSize` images per encoder call; the plugin's ViT must be the
- * pretrained one (it is not changed). `onBatch` reports progress (images done).
+ * Encodes images with a 'tiles' mode plugin; the plugin's ViT must be the pretrained one (it is not changed).
+ * With `pool` k, each view's token grid is averaged over k x k windows: k*k times fewer cross-attention keys of
+ * the same width (pixel shuffle, the plugin's merge, keeps every value but widens the keys k*k times, and the
+ * blocks' key/value projections cost as much as before).
  */
-export function encodeImages(tiles: VisionModality, images: readonly RgbImage[], batchSize = 32, onBatch?: (done: number) => void): ImageFeatures[] {
+export function encodeImages(tiles: VisionModality, images: readonly RgbImage[], options: EncodeImagesOptions = {}): ImageFeatures[] {
+  const pool = options.pool ?? 1;
+  const batchSize = options.batchSize ?? 32;
   if (tiles.mode !== 'tiles' || !tiles.encoder) throw new Error(`encodeImages: expected a vision plugin in 'tiles' mode, got mode '${tiles.mode}'`);
   const encoder = tiles.encoder;
   const tower = towerFingerprint(encoder);
-  const grid = encoder.patchGrid(encoder.config.imageSize, encoder.config.imageSize);
   const out: ImageFeatures[] = [];
   for (let start = 0; start < images.length; start += batchSize) {
     const prepared = images.slice(start, start + batchSize).map((image) => tiles.prepare(image));
@@ -65,20 +76,26 @@ export function encodeImages(tiles: VisionModality, images: readonly RgbImage[],
     const encoded = tiles.continuousIn!.encode(prepared);
     const features = encoded.features as tf.Tensor2D[];
     prepared.forEach((item, k) => {
-      const values = features[k]!.dataSync() as Float32Array;
+      const { rows, cols } = tiles.gridFor!(item)!; // one view's token grid (after any merge)
+      if (rows % pool !== 0 || cols % pool !== 0) throw new Error(`encodeImages: a ${rows}x${cols} token grid cannot be pooled in ${pool}x${pool} windows; pick a pool that divides it`);
+      const D = tiles.featureDim;
+      const pooled = tf.tidy(() =>
+        pool === 1 ? features[k]! : tf.mean(tf.reshape(features[k]!, [item.views, rows / pool, pool, cols / pool, pool, D]), [2, 4]),
+      );
+      const values = new Float32Array(pooled.dataSync());
+      if (pooled !== features[k]) pooled.dispose();
       out.push({
         views: item.views,
         thumbnailIndex: item.thumbnailIndex!,
         tileGrid: item.tileGrid!,
-        grid: { rows: grid.rows, cols: grid.cols },
-        tokensPerView: encoded.tokensPerItem[k]! / item.views,
-        featureDim: tiles.featureDim,
-        features: new Float32Array(values),
+        grid: { rows: rows / pool, cols: cols / pool },
+        tokensPerView: (rows / pool) * (cols / pool),
+        featureDim: D,
+        features: values,
         tower,
       });
     });
     tf.dispose(features);
-    onBatch?.(out.length);
   }
   return out;
 }

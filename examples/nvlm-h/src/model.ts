@@ -35,6 +35,13 @@ export interface VisionSize {
   intermediateSize: number;
   /** The tile budget (thumbnail not counted); at most 16, the tags there are. */
   maxTiles: number;
+  /**
+   * Pixel shuffle (InternVL / NVLM): each k x k window of patch features becomes one token of k*k times the width,
+   * so a tile gives k*k times fewer cross-attention keys (1: none).
+   */
+  merge: number;
+  /** Average k x k windows of each view's tokens (frozen-views.ts): k*k times fewer keys of the same width (1: none). */
+  pool: number;
 }
 
 export interface LanguageSize {
@@ -57,7 +64,7 @@ export interface NvlmSize {
 }
 
 export const DEFAULT_SIZE: NvlmSize = {
-  vision: { tileSize: 32, patchSize: 8, hiddenSize: 64, numLayers: 2, numHeads: 4, intermediateSize: 128, maxTiles: 16 },
+  vision: { tileSize: 32, patchSize: 4, hiddenSize: 64, numLayers: 2, numHeads: 4, intermediateSize: 128, maxTiles: 16, merge: 2, pool: 1 },
   llm: { hiddenSize: 64, numLayers: 3, numHeads: 4, numKvHeads: 2, intermediateSize: 128 },
   projector: 'mlp2x_gelu',
   xattnLayers: [1, 2],
@@ -90,7 +97,16 @@ export function buildViT(vision: VisionSize, seed: number): VisionTransformer {
 /** The 'tiles' mode plugin over a ViT: up to maxTiles tiles and always a thumbnail (last), last-layer features. */
 export function tilesPlugin(encoder: VisionTransformer, vision: VisionSize): VisionModality {
   if (vision.maxTiles > TILE_TAGS.length) throw new Error(`maxTiles is ${vision.maxTiles}, but the vocabulary has ${TILE_TAGS.length} tile tags; use at most ${TILE_TAGS.length}`);
-  return visionModality({ mode: 'tiles', encoder, tileSize: vision.tileSize, maxTiles: vision.maxTiles, thumbnail: 'last', thumbnailWithSingleTile: true, layers: -1 });
+  return visionModality({
+    mode: 'tiles',
+    encoder,
+    tileSize: vision.tileSize,
+    maxTiles: vision.maxTiles,
+    thumbnail: 'last',
+    thumbnailWithSingleTile: true,
+    layers: -1,
+    ...(vision.merge > 1 ? { merge: { method: 'pixel-shuffle', factor: vision.merge } } : {}),
+  });
 }
 
 /** A fresh LLM over the shared vocabulary and the tile tags. */
@@ -124,7 +140,7 @@ export interface Arm {
  */
 export function buildArm(name: ArmName, size: NvlmSize, seed: number): Arm {
   const encoder = buildViT(size.vision, seed);
-  const featureDim = size.vision.hiddenSize;
+  const featureDim = size.vision.hiddenSize * size.vision.merge * size.vision.merge;
   const image = name === 'hybrid' ? tilesFeaturePlugin(encoder, featureDim) : thumbnailFeaturePlugin(encoder, featureDim);
   const backbone = buildLLM(size.llm, seed);
   manualSeed(deriveSeed(seed, FUSION_SEED));

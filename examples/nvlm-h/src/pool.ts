@@ -43,14 +43,27 @@ export function buildPool(dataset: ShapesDataset, seed: number, count: number, t
   return pool;
 }
 
-/** The draws of one step (see the file comment). */
-export function drawBatch(pool: readonly Pick<PoolImage, 'questions'>[], seed: number, step: number, batchSize: number): PoolDraw[] {
+/**
+ * The draws of one step (see the file comment). `typeWeights` makes some types more frequent than others among
+ * those an image has (default: all alike).
+ */
+export function drawBatch(
+  pool: readonly Pick<PoolImage, 'questions'>[],
+  seed: number,
+  step: number,
+  batchSize: number,
+  typeWeights: Partial<Record<QuestionType, number>> = {},
+): PoolDraw[] {
   return Array.from({ length: batchSize }, (_, row) => {
     const h = deriveSeed(deriveSeed(seed, 12), (step * batchSize + row) >>> 0);
     const image = h % pool.length;
-    const byType = Object.values(pool[image]!.questions) as Question[][];
+    const entries = Object.entries(pool[image]!.questions) as [QuestionType, Question[]][];
+    const weights = entries.map(([type]) => typeWeights[type] ?? 1);
     const h2 = deriveSeed(h, 1);
-    const ofType = byType[h2 % byType.length]!;
+    let pick = ((h2 % 1_000_003) / 1_000_003) * weights.reduce((a, b) => a + b, 0);
+    let k = 0;
+    while (k < entries.length - 1 && pick >= weights[k]!) pick -= weights[k++]!;
+    const ofType = entries[k]![1];
     return { image, question: ofType[deriveSeed(h2, 1) % ofType.length]! };
   });
 }

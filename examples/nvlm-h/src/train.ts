@@ -28,17 +28,27 @@ const BASELINE_MARGIN = 0.4;
 const THUMBNAIL_MARGIN = 0.2;
 const DEFAULT_TYPES: readonly QuestionType[] = ['shape', 'color'];
 const ARMS: readonly ArmName[] = ['hybrid', 'thumbnail'];
+/**
+ * The ViT's first images: 1-2 of the task's shapes on 32 or 24 px, one tile each at the task's two tile scales
+ * (24 px stretched by 4/3 as 96 px task images are, 32 px kept as 128 px ones are), so most patches hold a shape.
+ */
+const CROWDED_SIZES = [
+  { width: 32, height: 32 },
+  { width: 24, height: 24 },
+];
 
 const USAGE = `npm run train -w @chimera-examples/nvlm-h -- [options]     (the values shown are the defaults)
   --out <repo>/runs/nvlm-h  --seed 1  --backend wasm|cpu (default: initBackend()'s choice)  --batch 32
-  --types ${DEFAULT_TYPES.join(',')} --held-out 200 --shapes 1,3 (held-out images)  --pool 3000 --pool-shapes 2,3 (training images)
-  --vision-steps 400 --vision-lr 1e-2 --vision-batch 8     ViT pretraining (images per step; each gives all its views)
+  --types ${DEFAULT_TYPES.join(',')} --held-out 200 --shapes 1,3 (held-out images)  --pool 2000 --pool-shapes 2,3 (training images)
+  --shape-weight 2 (shape questions drawn this many times as often as each other type in the arms' training)
+  --vision-steps 600 --vision-lr 1e-2 --vision-batch 32     ViT pretraining on small crowded images (one tile each)
+  --vision-task-steps 100 --vision-task-lr 3e-3 --vision-task-batch 32   then on the thumbnails of task images
   --vision-from TOWER.safetensors   start from a saved ViT instead of pretraining one
   --text-steps 150 --text-lr 3e-3             the text-only LLM (the baseline, and both arms' starting LLM)
   --stage1-steps 100 --stage1-lr 3e-3         stage 1: 'fusion' (projector, cross-attention blocks)
   --stage2-steps 1000 --stage2-lr 2e-3        stage 2: 'projector+llm'
   --parallel true|false (the arms at once, each in a child process)  --arms hybrid,thumbnail   --tile-tags true|false   --xattn 1,2 (LLM layers with a block before them)
-  --patch 8 --vit-hidden 64 --vit-layers 2 --max-tiles 16 --llm-hidden 64 --llm-layers 3   (model defaults: model.ts)`;
+  --patch 4 --merge 2 (pixel shuffle k x k) --avg-pool 1 (average k x k tokens) --vit-hidden 64 --vit-layers 2 --max-tiles 16 --llm-hidden 64 --llm-layers 3   (model defaults: model.ts)`;
 
 async function main(): Promise<number> {
   const clock = new RunClock();
@@ -52,11 +62,15 @@ async function main(): Promise<number> {
       types: { type: 'string', default: DEFAULT_TYPES.join(',') },
       'held-out': { type: 'string', default: '200' },
       shapes: { type: 'string', default: '1,3' },
-      pool: { type: 'string', default: '3000' },
+      pool: { type: 'string', default: '2000' },
+      'shape-weight': { type: 'string', default: '2' },
       'pool-shapes': { type: 'string', default: '2,3' },
-      'vision-steps': { type: 'string', default: '400' },
+      'vision-steps': { type: 'string', default: '600' },
       'vision-lr': { type: 'string', default: '1e-2' },
-      'vision-batch': { type: 'string', default: '8' },
+      'vision-batch': { type: 'string', default: '32' },
+      'vision-task-steps': { type: 'string', default: '100' },
+      'vision-task-lr': { type: 'string', default: '3e-3' },
+      'vision-task-batch': { type: 'string', default: '32' },
       'vision-from': { type: 'string' },
       'text-steps': { type: 'string', default: '150' },
       'text-lr': { type: 'string', default: '3e-3' },
@@ -72,6 +86,8 @@ async function main(): Promise<number> {
       'vit-hidden': { type: 'string' },
       'vit-layers': { type: 'string' },
       'max-tiles': { type: 'string' },
+      merge: { type: 'string' },
+      'avg-pool': { type: 'string' },
       'llm-hidden': { type: 'string' },
       'llm-layers': { type: 'string' },
     },
@@ -90,6 +106,8 @@ async function main(): Promise<number> {
       intermediateSize: 2 * visionHidden,
       numLayers: optionalInt('vit-layers', values['vit-layers'], 1) ?? DEFAULT_SIZE.vision.numLayers,
       maxTiles: optionalInt('max-tiles', values['max-tiles'], 1) ?? DEFAULT_SIZE.vision.maxTiles,
+      merge: optionalInt('merge', values.merge, 1) ?? DEFAULT_SIZE.vision.merge,
+      pool: optionalInt('avg-pool', values['avg-pool'], 1) ?? DEFAULT_SIZE.vision.pool,
     },
     llm: {
       ...DEFAULT_SIZE.llm,
@@ -111,9 +129,11 @@ async function main(): Promise<number> {
     data: fineDetailOptions({ seed: 0, shapesPerImage: shapeRange('shapes', values.shapes!) }),
     poolShapes: shapeRange('pool-shapes', values['pool-shapes']!),
     poolSize: int('pool', values.pool!, 1),
+    typeWeights: { shape: rate('shape-weight', values['shape-weight']!) },
     types,
     arms,
-    phases: { vision: phase('vision', values['vision-batch']), text: phase('text'), stage1: phase('stage1'), stage2: phase('stage2') },
+    visionData: fineDetailOptions({ seed: 0, sizes: CROWDED_SIZES, shapesPerImage: { min: 1, max: 2 } }),
+    phases: { vision: phase('vision', values['vision-batch']), visionTask: phase('vision-task', values['vision-task-batch']), text: phase('text'), stage1: phase('stage1'), stage2: phase('stage2') },
     batchSize: int('batch', values.batch!, 1),
     seed,
     heldOutPerType: int('held-out', values['held-out']!, 1),
@@ -142,7 +162,7 @@ async function main(): Promise<number> {
   const { vision, llm } = size;
   console.log(
     `model: ViT ${vision.tileSize} px tiles / patch ${vision.patchSize} (up to ${vision.maxTiles} tiles + a ${vision.tileSize} px thumbnail), ` +
-      `${size.projector} thumbnail projector, cross-attention before LLM layers ${JSON.stringify(size.xattnLayers)}, tile tags ${size.tileTags ? 'on' : 'off'}, ` +
+      `${vision.merge > 1 ? `${vision.merge}x${vision.merge} pixel shuffle, ` : ''}${vision.pool > 1 ? `${vision.pool}x${vision.pool} average pool, ` : ''}${size.projector} thumbnail projector, cross-attention before LLM layers ${JSON.stringify(size.xattnLayers)}, tile tags ${size.tileTags ? 'on' : 'off'}, ` +
       `Llama ${llm.numLayers} layers x ${llm.hiddenSize}; arms ${arms.join(', ')}; outputs in ${out}/`,
   );
 
@@ -153,7 +173,7 @@ async function main(): Promise<number> {
     const check = hybrid ? await checkTrainableCheckpoint(result, hybrid, size, seed) : null;
     if (hybrid) writeAnswerGrid(join(out, 'test-answers.png'), result.heldOut, hybrid.final, { types, count: 36 });
     if (thumbnail) writeAnswerGrid(join(out, 'test-answers-thumbnail.png'), result.heldOut, thumbnail.final, { types, count: 36 });
-    const curves = ['vision', 'text', ...arms.flatMap((arm) => [`${arm}-stage1`, `${arm}-stage2`])];
+    const curves = ['vision', 'visionTask', 'text', ...arms.flatMap((arm) => [`${arm}-stage1`, `${arm}-stage2`])];
     await writeLossCurve(out, curves.map((name) => ({ name, path: join(out, `metrics-${name}.jsonl`) })));
 
     const failures: string[] = [];
@@ -191,7 +211,7 @@ async function main(): Promise<number> {
       checkpoint: check,
       timing,
       machine: { backend: backend.backend, fastPaths: backend.fastPaths },
-      config: { seed, batchSize: options.batchSize, types, data: options.data, poolShapes: options.poolShapes, poolSize: options.poolSize, size, phases: options.phases },
+      config: { seed, batchSize: options.batchSize, typeWeights: options.typeWeights, types, data: options.data, poolShapes: options.poolShapes, poolSize: options.poolSize, size, phases: options.phases },
     });
 
     console.log(`\nheld-out exact match (${options.heldOutPerType} questions per type):`);

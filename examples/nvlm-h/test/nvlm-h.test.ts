@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@chimera/core';
@@ -6,6 +9,8 @@ import { ShapesDataset, fineDetailOptions } from '@chimera-examples/shapes-datas
 import { questionSample } from '@chimera-examples/shapes-vqa';
 import { unknownFlagProblems } from '@chimera-examples/kit';
 import { restore, snapshot } from '../src/arm';
+import { checkTrainableCheckpoint } from '../src/checkpoint';
+import { runNvlm, type NvlmOptions, type NvlmResult } from '../src/experiment';
 import { encodeImages, type ImageFeatures } from '../src/frozen-views';
 import { DEFAULT_SIZE, buildArm, buildViT, tilesPlugin, type NvlmSize } from '../src/model';
 import { buildPool, drawBatch } from '../src/pool';
@@ -14,7 +19,7 @@ import { TILE_TAGS } from '../src/vocabulary';
 // Small parts at the full task's geometry (32 px tiles, up to 16 of them, a 32 px thumbnail).
 const SIZE: NvlmSize = {
   ...DEFAULT_SIZE,
-  vision: { ...DEFAULT_SIZE.vision, hiddenSize: 16, numHeads: 2, intermediateSize: 32 },
+  vision: { ...DEFAULT_SIZE.vision, patchSize: 8, hiddenSize: 16, numHeads: 2, intermediateSize: 32, merge: 1, pool: 1 },
   llm: { hiddenSize: 32, numLayers: 2, numHeads: 2, numKvHeads: 1, intermediateSize: 64 },
   xattnLayers: [1],
 };
@@ -31,7 +36,7 @@ describe('frozen features', () => {
   afterAll(() => tower.dispose());
 
   beforeAll(() => {
-    features = encodeImages(tilesPlugin(tower, SIZE.vision), images, 3);
+    features = encodeImages(tilesPlugin(tower, SIZE.vision), images, { batchSize: 3 });
   });
 
   it('keeps every view of the tiles mode, the thumbnail last', () => {
@@ -68,6 +73,19 @@ describe('frozen features', () => {
       } finally {
         arm.model.dispose();
       }
+    }
+  });
+
+  it('averages 2 x 2 windows of each view with pool 2', () => {
+    const [pooled] = encodeImages(tilesPlugin(tower, SIZE.vision), images.slice(0, 1), { pool: 2 });
+    const full = features[0]!;
+    const D = full.featureDim;
+    expect(pooled!.grid).toEqual({ rows: 2, cols: 2 });
+    expect(pooled!.tokensPerView).toBe(4);
+    for (const [view, r, c, d] of [[0, 0, 0, 0], [full.thumbnailIndex, 1, 1, D - 1], [3, 1, 0, 5]] as const) {
+      const at = (row: number, col: number) => full.features[((view * 16 + row * 4 + col) * D) + d]!;
+      const expected = (at(2 * r, 2 * c) + at(2 * r, 2 * c + 1) + at(2 * r + 1, 2 * c) + at(2 * r + 1, 2 * c + 1)) / 4;
+      expect(pooled!.features[(view * 4 + r * 2 + c) * D + d]).toBeCloseTo(expected, 5);
     }
   });
 
@@ -133,7 +151,7 @@ describe('the hybrid arm', () => {
     }
   });
 
-  it('trains exactly the projector and the cross-attention blocks in stage 1, and leaks no tensors in a step', async () => {
+  it('trains exactly the projector and the cross-attention blocks in stage 1', async () => {
     const arm = buildArm('hybrid', SIZE, 9);
     try {
       const summary = arm.model.trainOnly('fusion');
@@ -162,6 +180,79 @@ describe('training pool', () => {
       expect(['shape', 'color']).toContain(draw.question.type);
     }
     expect(new Set(TILE_TAGS).size).toBe(16);
+  });
+
+  it('draws a type more often by its weight', () => {
+    const pool = buildPool(new ShapesDataset(fineDetailOptions({ seed: 0, shapesPerImage: { min: 2, max: 3 } })), 1, 50, ['shape', 'color']);
+    const share = (weights: Record<string, number>) => {
+      const draws = Array.from({ length: 40 }, (_, step) => drawBatch(pool, 1, step, 32, weights)).flat();
+      return draws.filter((d) => d.question.type === 'shape').length / draws.length;
+    };
+    const even = share({});
+    const twice = share({ shape: 2 });
+    expect(Math.abs(even - 0.5)).toBeLessThan(0.1); // images without one of the types shift it a little
+    expect(twice).toBeGreaterThan(even + 0.08);
+    expect(share({ shape: 0 })).toBeLessThan(0.2); // only images without a colour question
+  });
+});
+
+// A reduced run of the whole recipe on a smaller geometry with the same ratios: 64 px images cut into 4 x 4 tiles of
+// 16 px, a 16 px thumbnail (a quarter of the side: 8-12 px shapes become 2-3 px), one shape of three kinds and three
+// colours per image, shape questions. The thumbnail cannot show the kind; the tiles can.
+const REDUCED_SIZE: NvlmSize = {
+  vision: { tileSize: 16, patchSize: 4, hiddenSize: 32, numLayers: 2, numHeads: 2, intermediateSize: 64, maxTiles: 16, merge: 1, pool: 2 },
+  llm: { hiddenSize: 32, numLayers: 2, numHeads: 2, numKvHeads: 1, intermediateSize: 64 },
+  projector: 'mlp2x_gelu',
+  xattnLayers: [1],
+  tileTags: true,
+};
+const REDUCED_DATA = { kinds: ['circle', 'square', 'cross'], colors: ['red', 'green', 'blue'], shapeSize: { min: 8, max: 12 }, minGap: 2 } as const;
+
+describe('a reduced run', () => {
+  let dir: string;
+  let result: NvlmResult;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nvlm-h-'));
+    const options: NvlmOptions = {
+      size: REDUCED_SIZE,
+      data: { ...REDUCED_DATA, imageSizes: [{ width: 64, height: 64 }], shapesPerImage: 1, seed: 0 },
+      visionData: { ...REDUCED_DATA, imageSizes: [{ width: 16, height: 16 }], shapesPerImage: 1, seed: 0 },
+      poolSize: 300,
+      types: ['shape'],
+      phases: {
+        vision: { steps: 200, learningRate: 1e-2 },
+        visionTask: { steps: 20, learningRate: 3e-3 },
+        text: { steps: 30, learningRate: 1e-2 },
+        stage1: { steps: 30, learningRate: 1e-2 },
+        stage2: { steps: 160, learningRate: 5e-3 },
+      },
+      batchSize: 32,
+      seed: 1,
+      heldOutPerType: 80,
+      log: process.env.NVLM_TEST_LOG ? (line) => console.log(line) : undefined,
+      visionTowerPath: join(dir, 'tower.safetensors'),
+      checkpointPath: join(dir, 'hybrid.safetensors'),
+    };
+    result = await runNvlm(options);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads the kind from the tiles: the hybrid far above thumbnail-only fusion and the text-only baseline', () => {
+    const hybrid = result.arms.hybrid!.final.byType.shape!.accuracy;
+    const thumbnail = result.arms.thumbnail!.final.byType.shape!.accuracy;
+    const baseline = result.baseline.byType.shape!.accuracy;
+    console.log(`reduced run, shape questions: hybrid ${hybrid}, thumbnail-only ${thumbnail}, text-only ${baseline}`);
+    expect(hybrid).toBeGreaterThanOrEqual(0.8);
+    expect(hybrid - thumbnail).toBeGreaterThanOrEqual(0.2);
+    expect(baseline).toBeLessThanOrEqual(0.5);
+  });
+
+  it('reloads the trainable-only checkpoint onto fresh frozen parts with the same answers, and leaves no tensors', async () => {
+    const before = tf.memory().numTensors;
+    const check = await checkTrainableCheckpoint(result, result.arms.hybrid!, REDUCED_SIZE, 1);
+    expect(check.same).toBe(check.compared);
+    expect(check.savedTensors).toBeLessThan(check.totalTensors);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
 
