@@ -190,7 +190,8 @@ export async function runFuyu(options: FuyuOptions): Promise<FuyuResult> {
     const settings = options.image;
     const imageBatch = settings.batchSize ?? options.batchSize;
     const summary = model.trainOnly(settings.freezePatches ? 'llm' : 'all');
-    log(`image: trains everything, ${summary.trainableParameters.toLocaleString('en-US')} parameters, ${settings.steps} steps of ${imageBatch}`);
+    const trainable = settings.freezePatches ? "'llm' (the decoder; patch Linear and row break frozen)" : "'all'";
+    log(`image: trains ${trainable}, ${summary.trainableParameters.toLocaleString('en-US')} parameters, ${settings.steps} steps of ${imageBatch}`);
     log(summary.table.replace(/^/gm, '  '));
     cpuAt = process.cpuUsage();
     const history = await runStage<ComposedModel, ComposedSample[]>(
@@ -210,7 +211,7 @@ export async function runFuyu(options: FuyuOptions): Promise<FuyuResult> {
         loss: (m, batch) => m.loss(batch),
       },
     );
-    phases.push(phaseReport('image', "'all'", summary.trainableParameters, settings.steps, history, cpuAt));
+    phases.push(phaseReport('image', trainable, summary.trainableParameters, settings.steps, history, cpuAt));
     const final = {
       seen: await exactMatch(model, heldOut.seen, heldOutImages.seen),
       unseen: await exactMatch(model, heldOut.unseen, heldOutImages.unseen),

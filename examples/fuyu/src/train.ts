@@ -30,7 +30,7 @@ const USAGE = `npm run train -w @chimera-examples/fuyu -- [options]     (the val
   --out <repo>/runs/fuyu  --seed 1  --backend wasm|cpu (default: initBackend()'s choice)  --batch 32
   --text-steps 100 --text-lr 3e-3                 the text-only decoder (also the baseline)
   --image-steps 2300 --image-lr 5e-3 --turns 3 --train-patches   the decoder (and with --train-patches the patch Linear), on the images
-  --curriculum-steps 2000 --curriculum-sizes ${CURRICULUM_SIZES.map(sizeKey).join(',')} --curriculum-shapes 1 --curriculum-types shape   the image phase's first steps
+  --curriculum-steps 2000 --curriculum-sizes ${CURRICULUM_SIZES.map(sizeKey).join(',')} --curriculum-shapes 1 --curriculum-types shape,color   the image phase's first steps
   --types ${DEFAULT_TYPES.join(',')} --shapes 1,3 --held-out 200 --unseen 150 --weight-decay 0
   --patch ${DEFAULT_SIZE.patchSize} --hidden ${DEFAULT_SIZE.hiddenSize} --layers ${DEFAULT_SIZE.numLayers} --heads ${DEFAULT_SIZE.numHeads} --kv-heads ${DEFAULT_SIZE.numKvHeads} --ffn ${DEFAULT_SIZE.intermediateSize} --pixels ${DEFAULT_SIZE.pixels}|fuyu --patch-init ${DEFAULT_SIZE.patchInit}|random`;
 
@@ -50,7 +50,7 @@ async function main(): Promise<number> {
       'curriculum-steps': { type: 'string', default: '2000' },
       'curriculum-sizes': { type: 'string' },
       'curriculum-shapes': { type: 'string', default: '1' },
-      'curriculum-types': { type: 'string', default: 'shape' },
+      'curriculum-types': { type: 'string', default: 'shape,color' },
       turns: { type: 'string', default: '3' },
       types: { type: 'string', default: DEFAULT_TYPES.join(',') },
       shapes: { type: 'string', default: '1,3' },
