@@ -1,9 +1,9 @@
 /**
  * The whole NVLM-H experiment as one function, used by the training script and (smaller) by the test:
  *
- *   vision    the ViT learns dense patch labels (shapes-vqa's pretrainVisionTower), first of small images crowded
- *             with shapes (one tile each), then of the thumbnails of task images: the stand-in for the pretrained
- *             InternViT NVLM starts from. Frozen afterwards, as in NVLM.
+ *   vision    the ViT learns dense patch labels (shapes-vqa's pretrainVisionTower) of small images crowded with
+ *             shapes (one tile each), optionally then of the thumbnails of task images: the stand-in for the
+ *             pretrained InternViT NVLM starts from. Frozen afterwards, as in NVLM.
  *   encode    the frozen ViT encodes the training pool and the held-out images once (frozen-views.ts).
  *   text      the LLM alone learns the questions without the image (shapes-vqa's trainTextBaseline). Scored then,
  *             it is the text-only baseline; it is also the pretrained LLM both arms start from.
@@ -37,7 +37,8 @@ export interface NvlmOptions {
   /**
    * The images the ViT first learns its tiles on (phase 'vision', tile views only): small images crowded with the
    * task's shapes, at the task's tile scales, so most patches of a step hold a shape (a task image's tiles are ~97%
-   * background). Phase 'visionTask' then trains the thumbnails of task images (what thumbnail-only fusion reads).
+   * background). Phase 'visionTask' then trains the thumbnails of task images (what thumbnail-only fusion reads);
+   * off by default, since it degraded the tile features (README).
    */
   visionData: ShapesOptions;
   /** Shapes per training-pool image (default: the dataset's). */
@@ -235,6 +236,7 @@ async function pretrainTower(
   ] as const;
   for (const run of runs) {
     const settings = options.phases[run.phase];
+    if (settings.steps === 0 && run.phase === 'visionTask') continue; // nothing to train, and an untrained head's accuracy means nothing
     const batchSize = settings.batchSize ?? options.batchSize;
     log(`${run.phase}: trains the ViT on dense patch labels of ${run.what}, ${settings.steps} steps of ${batchSize} images`);
     const result = await pretrainVisionTower(tower, {

@@ -40,9 +40,9 @@ const CROWDED_SIZES = [
 const USAGE = `npm run train -w @chimera-examples/nvlm-h -- [options]     (the values shown are the defaults)
   --out <repo>/runs/nvlm-h  --seed 1  --backend wasm|cpu (default: initBackend()'s choice)  --batch 32
   --types ${DEFAULT_TYPES.join(',')} --held-out 200 --shapes 1,3 (held-out images)  --pool 2000 --pool-shapes 2,3 (training images)
-  --shape-weight 2 (shape questions drawn this many times as often as each other type in the arms' training)
+  --shape-weight 1 (shape questions drawn this many times as often as each other type in the arms' training)
   --vision-steps 600 --vision-lr 1e-2 --vision-batch 32     ViT pretraining on small crowded images (one tile each)
-  --vision-task-steps 100 --vision-task-lr 3e-3 --vision-task-batch 32   then on the thumbnails of task images
+  --vision-task-steps 0 --vision-task-lr 3e-3 --vision-task-batch 32   then on the thumbnails of task images (hurt the tiles: README)
   --vision-from TOWER.safetensors   start from a saved ViT instead of pretraining one
   --text-steps 150 --text-lr 3e-3             the text-only LLM (the baseline, and both arms' starting LLM)
   --stage1-steps 100 --stage1-lr 3e-3         stage 1: 'fusion' (projector, cross-attention blocks)
@@ -63,12 +63,12 @@ async function main(): Promise<number> {
       'held-out': { type: 'string', default: '200' },
       shapes: { type: 'string', default: '1,3' },
       pool: { type: 'string', default: '2000' },
-      'shape-weight': { type: 'string', default: '2' },
+      'shape-weight': { type: 'string', default: '1' },
       'pool-shapes': { type: 'string', default: '2,3' },
       'vision-steps': { type: 'string', default: '600' },
       'vision-lr': { type: 'string', default: '1e-2' },
       'vision-batch': { type: 'string', default: '32' },
-      'vision-task-steps': { type: 'string', default: '100' },
+      'vision-task-steps': { type: 'string', default: '0' },
       'vision-task-lr': { type: 'string', default: '3e-3' },
       'vision-task-batch': { type: 'string', default: '32' },
       'vision-from': { type: 'string' },
