@@ -29,7 +29,7 @@ const DEFAULT_TYPES: readonly QuestionType[] = ['shape', 'color'];
 const USAGE = `npm run train -w @chimera-examples/fuyu -- [options]     (the values shown are the defaults)
   --out <repo>/runs/fuyu  --seed 1  --backend wasm|cpu (default: initBackend()'s choice)  --batch 32
   --text-steps 100 --text-lr 3e-3                 the text-only decoder (also the baseline)
-  --image-steps 2300 --image-lr 5e-3 --turns 3 --train-patches   the decoder (and with --train-patches the patch Linear), on the images
+  --image-steps 2300 --image-lr 5e-3 --turns 3 [--train-patches]   the decoder (and with --train-patches the patch Linear), on the images
   --curriculum-steps 2000 --curriculum-sizes ${CURRICULUM_SIZES.map(sizeKey).join(',')} --curriculum-shapes 1 --curriculum-types shape,color   the image phase's first steps
   --types ${DEFAULT_TYPES.join(',')} --shapes 1,3 --held-out 200 --unseen 150 --weight-decay 0
   --patch ${DEFAULT_SIZE.patchSize} --hidden ${DEFAULT_SIZE.hiddenSize} --layers ${DEFAULT_SIZE.numLayers} --heads ${DEFAULT_SIZE.numHeads} --kv-heads ${DEFAULT_SIZE.numKvHeads} --ffn ${DEFAULT_SIZE.intermediateSize} --pixels ${DEFAULT_SIZE.pixels}|fuyu --patch-init ${DEFAULT_SIZE.patchInit}|random`;
