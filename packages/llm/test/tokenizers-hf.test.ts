@@ -214,4 +214,14 @@ describe('HFTokenizer errors', () => {
     const tokenizer = HFTokenizer.fromJSON(clone(files.tokenizerJson), clone(files.tokenizerConfig));
     expect(() => tokenizer.decode([0, 264])).toThrow(/id 264 at position 1 is outside the vocabulary \[0, 264\)/);
   });
+
+  it('refuses text a Unigram model without unk_id cannot represent (the library gives its piece a null id)', () => {
+    const json = {
+      model: { type: 'Unigram', unk_id: null, vocab: [['a', -1], ['b', -2]], byte_fallback: false },
+      normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [],
+    };
+    const tokenizer = HFTokenizer.fromJSON(json, {});
+    expect(tokenizer.encode('ab', { addSpecialTokens: false })).toEqual([0, 1]);
+    expect(() => tokenizer.encode('abz', { addSpecialTokens: false })).toThrow(/piece "z" has no id .* has no unk token/);
+  });
 });

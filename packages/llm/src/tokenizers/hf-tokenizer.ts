@@ -298,7 +298,8 @@ export class HFTokenizer implements TextTokenizer {
       this.inner.encode(text, { add_special_tokens: addSpecial && this.usePostProcessor }),
     );
     let ids = encoding.ids;
-    const missing = ids.indexOf(undefined as unknown as number);
+    // The library leaves a piece without an id as undefined (BPE) or null (Unigram without unk_id).
+    const missing = ids.findIndex((id) => !Number.isInteger(id));
     if (missing >= 0) {
       throw new Error(
         `HFTokenizer.encode: piece ${previewJson(encoding.tokens[missing])} has no id and ${this.describeSource()} has no ` +
