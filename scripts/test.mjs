@@ -15,7 +15,8 @@ const resultFile = (dir) => join(dir, '.test-results', 'vitest.json');
 
 for (const dir of workspaces) rmSync(join(dir, '.test-results'), { recursive: true, force: true });
 
-const turbo = spawnSync('npx', ['turbo', 'run', 'test', '--concurrency=1', ...process.argv.slice(2)], {
+// --continue: one failing package must not hide the results of the others (the exit code still fails).
+const turbo = spawnSync('npx', ['turbo', 'run', 'test', '--concurrency=1', '--continue', ...process.argv.slice(2)], {
   cwd: root,
   stdio: 'inherit',
 });
