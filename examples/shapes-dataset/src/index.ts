@@ -12,6 +12,19 @@ export {
   FINE_DETAIL_TYPES,
   type FineDetailOptions,
 } from './fine-detail';
+export {
+  GENERATION_IMAGE_SIZE,
+  GENERATION_PAIRS,
+  HELD_OUT_PAIRS,
+  SEEN_PAIRS,
+  generationOptions,
+  generationSample,
+  generationSamples,
+  isHeldOutPair,
+  promptFor,
+  type GenerationSample,
+  type KindColor,
+} from './generation-set';
 export { generateScene, sizeBand, SIZE_BAND, type Scene, type SceneShape, type SizeClass, type Box } from './scene';
 export { renderScene } from './render';
 export {

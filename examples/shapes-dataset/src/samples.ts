@@ -2,7 +2,8 @@
  * Writes a few samples for a person to look at: a grid of single-shape images captioned with their kind,
  * colour and size class, a grid of multi-shape scenes captioned with a question and its answer, and the scene
  * descriptions as JSON; and the fine-detail task's images of several sizes, each beside its thumbnail at a quarter
- * of its side (scaled back up), which shows why its questions need the full resolution.
+ * of its side (scaled back up), which shows why its questions need the full resolution; and the generation set's
+ * images with their prompts (seen and held-out pairs).
  *
  *   npm run samples -- [--out samples] [--count 24] [--split train|validation|test] [--size 32] [--seed 0]
  */
@@ -12,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { resizeImage } from '@chimera/vision-encoder';
 import { ShapesDataset } from './dataset';
 import { FINE_DETAIL_TYPES, fineDetailOptions, sizeKey } from './fine-detail';
+import { generationOptions, generationSamples } from './generation-set';
 import { imageGrid } from './grid';
 import { writePng } from './png';
 import { SPLIT_NAMES, type SplitName } from './splits';
@@ -59,10 +61,18 @@ function main(): void {
   const finePath = join(values.out!, 'fine-detail.png');
   writePng(finePath, imageGrid(fineTiles, { columns: 6, scale: 2 }));
 
+  const generation = new ShapesDataset(generationOptions({ seed }));
+  const generationTiles = [...generationSamples(generation, split, 18, 'seen'), ...generationSamples(generation, split, 6, 'held-out')].map((s) => ({
+    image: s.image,
+    caption: [s.prompt.slice(2), s.heldOut ? 'held out' : 'seen'],
+  }));
+  const generationPath = join(values.out!, 'generation.png');
+  writePng(generationPath, imageGrid(generationTiles, { columns: 6, scale: 3 }));
+
   const scenesPath = join(values.out!, 'scenes.json');
   const described = [...singles, ...questions].map(({ image: _image, ...rest }) => rest);
   writeFileSync(scenesPath, `${JSON.stringify(described, null, 1)}\n`);
-  console.log(`wrote ${singlePath}, ${questionPath}, ${finePath} and ${scenesPath}`);
+  console.log(`wrote ${singlePath}, ${questionPath}, ${finePath}, ${generationPath} and ${scenesPath}`);
 }
 
 main();
