@@ -1,2 +1,15 @@
-// @chimera/vq-tokenizer: discrete image codes in and out (VQ-VAE / VQGAN, the LlamaGen / Janus VQ layout).
-export const VQ_TOKENIZER_PACKAGE = '@chimera/vq-tokenizer';
+// @chimera/vq-tokenizer: discrete image codes in and out (VQ-VAE / VQGAN in the LlamaGen / Janus VQ layout).
+export { VQModel, type VQModelOptions, type VQForward } from './model/vq-model';
+export { DEFAULT_VQ_CONFIG, VQ16_CONFIG, SHAPES_VQ_CONFIG, resolveVQConfig, downsampleFactor, type VQConfig } from './model/config';
+export { VQEncoder, VQDecoder, ConvLevel } from './model/coders';
+export { ResnetBlock, AttnBlock, Downsample, Upsample, swish } from './model/blocks';
+export {
+  VectorQuantizer,
+  entropyLoss,
+  normalize,
+  checkCodes,
+  type VectorQuantizerOptions,
+  type CodebookUpdate,
+  type QuantizeLosses,
+  type QuantizeResult,
+} from './codebook/vector-quantizer';
