@@ -13,3 +13,4 @@ export {
   type QuantizeLosses,
   type QuantizeResult,
 } from './codebook/vector-quantizer';
+export { trainVQ, vqTrainingLoss, evaluateVQ, type TrainVQOptions, type VQLossWeights, type VQStepHealth, type VQEvaluation } from './training/recipe';

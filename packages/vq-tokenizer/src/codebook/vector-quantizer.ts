@@ -160,7 +160,8 @@ export class VectorQuantizer extends Module {
     }
     const [size, sum, table] = tf.tidy(() => {
       const flat = tf.reshape(latents, [-1, this.codebookDim]);
-      const onehot = tf.oneHot(tf.reshape(codes, [-1]), n, 1, 0, 'float32'); // [N, n]
+      // int32 one-hot then a cast: wasm's OneHot ignores a float32 dtype (it writes integer bits).
+      const onehot = tf.cast(tf.oneHot(tf.reshape(codes, [-1]), n), 'float32'); // [N, n]
       const counts = tf.sum(onehot, 0); // [n]
       const sums = tf.matMul(onehot, flat, true, false); // [n, d]
       const size = tf.add(tf.mul(this.clusterSize!, this.decay), tf.mul(counts, 1 - this.decay)) as tf.Tensor1D;
