@@ -14,3 +14,4 @@ export {
   type QuantizeResult,
 } from './codebook/vector-quantizer';
 export { trainVQ, vqTrainingLoss, evaluateVQ, type TrainVQOptions, type VQLossWeights, type VQStepHealth, type VQEvaluation } from './training/recipe';
+export { vqImageModality, type VQImageModality, type VQImageModalityOptions, type VQImageItem, type RgbPixels } from './modality/image-modality';
