@@ -15,3 +15,4 @@ export {
 } from './codebook/vector-quantizer';
 export { trainVQ, vqTrainingLoss, evaluateVQ, type TrainVQOptions, type VQLossWeights, type VQStepHealth, type VQEvaluation } from './training/recipe';
 export { vqImageModality, type VQImageModality, type VQImageModalityOptions, type VQImageItem, type RgbPixels } from './modality/image-modality';
+export { importLlamaGenVQ, exportLlamaGenVQ, loadLlamaGenVQ, llamaGenVQTable, JANUS_VQ_PREFIX, type LlamaGenImportOptions } from './checkpoint/llamagen';
