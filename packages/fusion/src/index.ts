@@ -73,3 +73,12 @@ export {
   type GatedCrossAttentionOptions,
   type CrossAttentionContext,
 } from './blocks/gated-cross-attention';
+
+// Generating discrete codes (image tokens) after a prompt with the KV cache: shared by tokenized (Chameleon) and
+// decoupled (Janus) fusion.
+export {
+  generateCodes,
+  type CodeGenerationOptions,
+  type CodeGenerationHooks,
+  type CodePrompt,
+} from './generation/code-generation';
