@@ -20,6 +20,7 @@ export function llamaGenVQTable(model: VQModel, prefix = ''): RemapTable {
   return { rules, unmatched: 'error' };
 }
 
+/** Options of {@link importLlamaGenVQ} and {@link loadLlamaGenVQ}. */
 export interface LlamaGenImportOptions {
   /** Key prefix of the VQ tensors; default: JANUS_VQ_PREFIX when any key has it, else none. */
   prefix?: string;

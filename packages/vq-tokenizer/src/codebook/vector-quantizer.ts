@@ -8,8 +8,10 @@ import * as tf from '@tensorflow/tfjs';
 import { Embedding, Module, init } from '@chimera/core';
 import { stopGradient } from './stop-gradient';
 
+/** How codes move: by the codebook loss, or by exponential moving averages. */
 export type CodebookUpdate = 'loss' | 'ema';
 
+/** Construction options of {@link VectorQuantizer}. */
 export interface VectorQuantizerOptions {
   /** Codes n_e. */
   codebookSize: number;
@@ -31,6 +33,7 @@ export interface VectorQuantizerOptions {
   epsilon?: number;
 }
 
+/** The codebook's training losses, each a scalar. */
 export interface QuantizeLosses {
   /** mean (sg(z) - e)^2: moves codes toward latents ('loss' update only; 0 with EMA). */
   codebook: tf.Scalar;
@@ -40,26 +43,39 @@ export interface QuantizeLosses {
   entropy: tf.Scalar;
 }
 
+/** What {@link VectorQuantizer.forward} returns (the caller disposes every tensor). */
 export interface QuantizeResult {
   /** z + sg(e - z): the codes' values forward, the identity backward (straight-through) [..., dim]. */
   quantized: tf.Tensor;
   /** Nearest code per position, int32 [...]. */
   codes: tf.Tensor;
+  /** Codebook, commitment and entropy losses. */
   losses: QuantizeLosses;
   /** The matched latents (normalised when l2Norm), for EMA updates and restarts [..., dim]. */
   latents: tf.Tensor;
 }
 
+/** The codebook: nearest-code matching, straight-through estimator, losses, EMA updates, usage and restarts. */
 export class VectorQuantizer extends Module {
+  /** The code table [codebookSize, codebookDim] (`quantize.embedding.weight`). */
   readonly embedding: Embedding;
+  /** Number of codes. */
   readonly codebookSize: number;
+  /** Width of one code. */
   readonly codebookDim: number;
+  /** Whether latents and codes are l2-normalised before matching. */
   readonly l2Norm: boolean;
+  /** Commitment weight. */
   readonly beta: number;
+  /** Entropy-loss weight (0: off). */
   readonly entropyLossRatio: number;
+  /** Temperature of the entropy loss's soft assignment. */
   readonly entropyTemperature: number;
+  /** 'loss' or 'ema'. */
   readonly update: CodebookUpdate;
+  /** EMA decay. */
   readonly decay: number;
+  /** EMA Laplace smoothing. */
   readonly epsilon: number;
   /** EMA state (not in the state dict: a loaded codebook restarts its averages from its codes). */
   private clusterSize: tf.Tensor1D | null = null;

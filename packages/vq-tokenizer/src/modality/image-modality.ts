@@ -10,18 +10,25 @@ import type { VQModel } from '../model/vq-model';
 
 /** RGB bytes, row-major, 3 per pixel (the shape of @chimera/vision-encoder's RgbImage). */
 export interface RgbPixels {
+  /** Row-major RGB bytes. */
   data: Uint8Array;
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
 }
 
 /** A prepared image: pixels in [-1, 1], HWC. */
 export interface VQImageItem {
+  /** HWC values in [-1, 1]. */
   pixels: Float32Array;
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
 }
 
+/** Options of {@link vqImageModality}. */
 export interface VQImageModalityOptions {
   /** Registry name and parameter prefix (default 'image'). */
   name?: string;
@@ -29,12 +36,17 @@ export interface VQImageModalityOptions {
   imageSize?: number | readonly [number, number];
 }
 
+/** The plugin {@link vqImageModality} returns. */
 export type VQImageModality = Modality<RgbPixels, VQImageItem, RgbPixels> & {
+  /** The discrete path (always present). */
   readonly discrete: DiscreteCodec<VQImageItem, RgbPixels>;
+  /** The tokenizer as the `tokenizer` role. */
   readonly module: ModalityModule;
+  /** The VQModel it wraps. */
   readonly tokenizer: VQModel;
 };
 
+/** The image modality's discrete path over `model` (see the file comment). */
 export function vqImageModality(model: VQModel, options: VQImageModalityOptions = {}): VQImageModality {
   const name = options.name ?? 'image';
   const [height, width] = typeof options.imageSize === 'number' || options.imageSize === undefined ? [options.imageSize ?? 32, options.imageSize ?? 32] : options.imageSize;

@@ -8,8 +8,11 @@ import type { VQConfig } from './config';
 
 /** One resolution level: `res.{j}`, `attn.{j}`, and `downsample` or `upsample`. */
 export class ConvLevel extends Module {
+  /** Res blocks of the level (`res.{j}`). */
   readonly res: ModuleList<ResnetBlock>;
+  /** Attention after each res block at the lowest resolution, else empty (`attn.{j}`). */
   readonly attn: ModuleList<AttnBlock>;
+  /** `downsample` (encoder) or `upsample` (decoder); null on the last level. */
   readonly resample: Downsample | Upsample | null;
 
   constructor(res: ResnetBlock[], attn: AttnBlock[], resample: { name: 'downsample' | 'upsample'; module: Downsample | Upsample } | null) {
@@ -19,6 +22,7 @@ export class ConvLevel extends Module {
     this.resample = resample ? this.addModule(resample.name, resample.module) : null;
   }
 
+  /** Res (and attention) blocks, then the resampling. */
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       let h = x;
@@ -42,11 +46,17 @@ function runAll(blocks: ModuleList<Module>, x: tf.Tensor): tf.Tensor {
   return blocks.items.reduce((h, m) => (m as ResnetBlock | AttnBlock).forward(h), x);
 }
 
+/** Images [B, H, W, C] -> latents [B, H/f, W/f, zChannels]. */
 export class VQEncoder extends Module {
+  /** First 3x3 conv (`conv_in`). */
   readonly convIn: Conv2d;
+  /** The resolution levels (`conv_blocks.{i}`). */
   readonly convBlocks: ModuleList<ConvLevel>;
+  /** Res, attention (when enabled), res at the lowest resolution. */
   readonly mid: ModuleList<Module>;
+  /** Final GroupNorm (`norm_out`). */
   readonly normOut: GroupNorm;
+  /** Final 3x3 conv (`conv_out`). */
   readonly convOut: Conv2d;
 
   constructor(c: VQConfig) {
@@ -85,11 +95,17 @@ export class VQEncoder extends Module {
   }
 }
 
+/** Latents [B, h, w, zChannels] -> images [B, h*f, w*f, C]. */
 export class VQDecoder extends Module {
+  /** First 3x3 conv (`conv_in`). */
   readonly convIn: Conv2d;
+  /** Res, attention (when enabled), res at the lowest resolution. */
   readonly mid: ModuleList<Module>;
+  /** The resolution levels (`conv_blocks.{i}`). */
   readonly convBlocks: ModuleList<ConvLevel>;
+  /** Final GroupNorm (`norm_out`). */
   readonly normOut: GroupNorm;
+  /** Final 3x3 conv (`conv_out`). */
   readonly convOut: Conv2d;
 
   constructor(c: VQConfig) {

@@ -32,6 +32,7 @@ export interface VQConfig {
   normEps: number;
 }
 
+/** LlamaGen's defaults (the VQ-16 sizes). */
 export const DEFAULT_VQ_CONFIG: Readonly<VQConfig> = {
   inChannels: 3,
   channels: 128,

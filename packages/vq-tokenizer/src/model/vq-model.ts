@@ -10,6 +10,7 @@ import { VectorQuantizer, checkCodes, type CodebookUpdate, type QuantizeLosses }
 import { VQDecoder, VQEncoder } from './coders';
 import { downsampleFactor, resolveVQConfig, type VQConfig } from './config';
 
+/** VQModel sizes (any VQConfig field) and how its codebook learns. */
 export interface VQModelOptions extends Partial<VQConfig> {
   /** How the codebook learns: 'loss' (default, LlamaGen) or 'ema'. */
   codebookUpdate?: CodebookUpdate;
@@ -23,17 +24,25 @@ export interface VQForward {
   reconstruction: tf.Tensor4D;
   /** int32 [B, h, w]. */
   codes: tf.Tensor3D;
+  /** The codebook's losses (scalars). */
   losses: QuantizeLosses;
   /** The matched (normalised, detached) latents [B, h, w, dim], for EMA updates and dead-code restarts. */
   latents: tf.Tensor4D;
 }
 
+/** The tokenizer: encoder, quant_conv, codebook, post_quant_conv, decoder (LlamaGen / Janus names). */
 export class VQModel extends Module {
+  /** The resolved sizes. */
   readonly config: VQConfig;
+  /** Images -> latents. */
   readonly encoder: VQEncoder;
+  /** 1x1 conv zChannels -> codebookDim (`quant_conv`). */
   readonly quantConv: Conv2d;
+  /** The codebook (`quantize`). */
   readonly quantize: VectorQuantizer;
+  /** 1x1 conv codebookDim -> zChannels (`post_quant_conv`). */
   readonly postQuantConv: Conv2d;
+  /** Latents -> images. */
   readonly decoder: VQDecoder;
   /** Image side / code-grid side. */
   readonly downsample: number;

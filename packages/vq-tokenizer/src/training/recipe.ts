@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Trainer, type AdamWOptions, type FitResult, type StepMetrics } from '@chimera/core';
 import type { VQModel } from '../model/vq-model';
 
+/** Weights of the training loss's terms. */
 export interface VQLossWeights {
   /** Weight of mean |x - x'| (default 1). */
   l1?: number;
@@ -27,13 +28,17 @@ export interface VQStepHealth {
   restarted: number;
 }
 
+/** Options of {@link trainVQ}. */
 export interface TrainVQOptions {
+  /** The tokenizer, trained in place. */
   model: VQModel;
   /** Images [B, H, W, C] in [-1, 1] of step `step` (the Trainer disposes them). */
   batchAt: (step: number) => tf.Tensor4D;
+  /** Optimizer steps. */
   steps: number;
   /** AdamW settings (default: learning rate 1e-3, no weight decay). */
   optimizer?: AdamWOptions;
+  /** Loss weights (default all 1). */
   weights?: VQLossWeights;
   /** Restart codes unused for `deadAfter` steps every this many steps (default 50; 0 turns restarts off). */
   restartEvery?: number;
@@ -41,15 +46,30 @@ export interface TrainVQOptions {
   deadAfter?: number;
   /** Window of `usage` (default 100 steps). */
   usageWindow?: number;
+  /** Global gradient-norm clip (default 1). */
   clipNorm?: number;
+  /** Seed of the Trainer. */
   seed?: number;
+  /** The Trainer's per-step JSONL metrics. */
   metricsPath?: string;
+  /** The Trainer's progress bar (default false). */
   progress?: boolean | 'auto';
+  /** Called after each step with the Trainer's metrics and the codebook's health. */
   onStep?: (metrics: StepMetrics, health: VQStepHealth) => void;
 }
 
+/** {@link vqTrainingLoss}'s result. */
+export interface VQStepLoss {
+  /** The scalar loss. */
+  loss: tf.Scalar;
+  /** The matched latents [B, h, w, dim] (detached). */
+  latents: tf.Tensor4D;
+  /** The codes [B, h, w]. */
+  codes: tf.Tensor3D;
+}
+
 /** The scalar training loss of one batch, and the pieces it needs afterwards (the caller disposes them). */
-export function vqTrainingLoss(model: VQModel, images: tf.Tensor4D, weights: VQLossWeights = {}): { loss: tf.Scalar; latents: tf.Tensor4D; codes: tf.Tensor3D } {
+export function vqTrainingLoss(model: VQModel, images: tf.Tensor4D, weights: VQLossWeights = {}): VQStepLoss {
   const out = model.forward(images, { record: true });
   const loss = tf.tidy(() => {
     const error = tf.sub(out.reconstruction, images);
