@@ -32,7 +32,7 @@ export {
   type RoutedPart,
   type RoutingMode,
 } from './model/extension-points';
-export { causalLMLoss, shiftedTargets } from './loss';
+export { causalLMLoss, shiftedTargets, zLoss, type CausalLMLossOptions } from './loss';
 
 // Text tokenizers: byte-level and HF tokenizer.json, chat templates, special-token registry, streaming decode.
 export * from './tokenizers/index';

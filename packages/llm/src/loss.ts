@@ -6,15 +6,30 @@
  *
  *   const { targets, mask } = shiftedTargets(ids, paddingMask);
  *   const loss = causalLMLoss(model.forward({ inputIds: ids, paddingMask }).logits, targets, mask);
+ *   const stable = causalLMLoss(logits, targets, mask, { zLoss: 1e-5 });   // + 1e-5 * mean(log(Z)^2) (Chameleon)
+ *
+ * The z-loss option (PaLM, Chowdhery et al. 2022; Chameleon, Team 2024) adds coefficient * log(Z)^2 averaged over
+ * the same positions, Z the softmax normaliser: it keeps logits from drifting upwards, which Chameleon needed to
+ * train stably once image codes shared the softmax with text.
  */
 import * as tf from '@tensorflow/tfjs';
+
+/** Options of {@link causalLMLoss}. */
+export interface CausalLMLossOptions {
+  /** z-loss coefficient: adds coefficient * log(Z)^2 per counted position (default 0 = off; Chameleon 1e-5). */
+  zLoss?: number;
+}
 
 /**
  * logits [B, T, V], targets int32 [B, T], mask [B, T] (1 counts, 0 ignored; other values weight positions) ->
  * scalar mean negative log-likelihood over the masked positions. Targets under a zero mask may hold anything
  * (e.g. -100); counted targets must lie in [0, V).
  */
-export function causalLMLoss(logits: tf.Tensor, targets: tf.Tensor, mask: tf.Tensor): tf.Scalar {
+export function causalLMLoss(logits: tf.Tensor, targets: tf.Tensor, mask: tf.Tensor, options: CausalLMLossOptions = {}): tf.Scalar {
+  const zCoefficient = options.zLoss ?? 0;
+  if (!(Number.isFinite(zCoefficient) && zCoefficient >= 0)) {
+    throw new Error(`causalLMLoss: zLoss must be a finite number >= 0 (e.g. 1e-5; 0 = off), got ${zCoefficient}`);
+  }
   if (logits.rank !== 3) throw new Error(`causalLMLoss: logits must be [B, T, V], got [${logits.shape}]`);
   const [batch, length, vocab] = logits.shape as [number, number, number];
   for (const [name, t] of [['targets', targets], ['mask', mask]] as const) {
@@ -48,8 +63,28 @@ export function causalLMLoss(logits: tf.Tensor, targets: tf.Tensor, mask: tf.Ten
     const rowStart = tf.mul(tf.range(0, batch * length, 1, 'int32'), tf.scalar(vocab, 'int32'));
     const flatIndex = tf.add(rowStart, tf.reshape(safeTargets, [batch * length]));
     const picked = tf.reshape(tf.gather(flatLogits, flatIndex), [batch, length]);
-    const nll = tf.sub(tf.logSumExp(logits, -1), picked); // [B, T]
-    return tf.div(tf.sum(tf.mul(nll, weights)), weight) as tf.Scalar;
+    const logZ = tf.logSumExp(logits, -1); // [B, T]
+    const nll = tf.sub(logZ, picked);
+    const perPosition = zCoefficient > 0 ? tf.add(nll, tf.mul(tf.square(logZ), zCoefficient)) : nll;
+    return tf.div(tf.sum(tf.mul(perPosition, weights)), weight) as tf.Scalar;
+  });
+}
+
+/**
+ * The z-loss alone: coefficient * the weighted mean of log(Z)^2 over the masked positions, Z = sum(exp(logits))
+ * per position. logits [B, T, V], mask [B, T]; a mask selecting nothing gives 0 (nothing to stabilise).
+ */
+export function zLoss(logits: tf.Tensor, mask: tf.Tensor, coefficient: number): tf.Scalar {
+  if (logits.rank !== 3) throw new Error(`zLoss: logits must be [B, T, V], got [${logits.shape}]`);
+  if (mask.rank !== 2 || mask.shape[0] !== logits.shape[0] || mask.shape[1] !== logits.shape[1]) {
+    throw new Error(`zLoss: mask must be [${logits.shape[0]}, ${logits.shape[1]}] to match logits [${logits.shape}], got [${mask.shape}]`);
+  }
+  if (!(Number.isFinite(coefficient) && coefficient >= 0)) throw new Error(`zLoss: coefficient must be a finite number >= 0, got ${coefficient}`);
+  return tf.tidy(() => {
+    const weights = mask.dtype === 'float32' ? mask : tf.cast(mask, 'float32');
+    const total = tf.sum(weights);
+    const sum = tf.sum(tf.mul(tf.square(tf.logSumExp(logits, -1)), weights));
+    return tf.mul(tf.div(sum, tf.maximum(total, 1e-12)), coefficient) as tf.Scalar;
   });
 }
 
