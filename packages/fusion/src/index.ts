@@ -60,6 +60,13 @@ export { earlyFusion, EarlyFusion, type EarlyFusionOptions } from './strategies/
 export { gatedCrossAttention, GatedCrossAttentionFusion, type GatedCrossAttentionFusionOptions } from './strategies/cross-attention';
 export { nvlmHybrid, NvlmHybridFusion, type NvlmHybridOptions, type ItemViews } from './strategies/hybrid';
 export { tileCrossAttentionMask, type TileMaskOptions, type TileOwner } from './strategies/hybrid-mask';
+export {
+  tokenizedFusion,
+  TokenizedFusion,
+  type TokenizedFusionOptions,
+  type GenerateImageOptions,
+  type GeneratedImages,
+} from './strategies/tokenized';
 
 // Building blocks: projectors, resamplers, the gated cross-attention block.
 export { createProjector, type Projector, type ProjectorSpec } from './projectors/projector';
