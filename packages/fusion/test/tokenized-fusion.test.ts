@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Trainer, manualSeed, TOKEN_KIND } from '@chimera/core';
 import { expectNoLeaks, expectNoLeaksSync, setupTestBackend } from '@chimera/core/testing';
-import { causalLMLoss, zLoss } from '@chimera/llm';
+import { causalLMLoss, generate, zLoss } from '@chimera/llm';
 import { compose, tokenizedFusion, type ComposedModel, type ComposedSample, type TokenizedFusion, type TokenizedFusionOptions } from '../src/index';
 import { BOS, VOCAB, tinyBackbone } from './helpers/toy';
 import { TOY_CODEBOOK, TOY_CODES, codesFor, toyCodesModality } from './helpers/toy-codes';
@@ -67,6 +67,17 @@ describe('tokenized fusion', () => {
     // New rows start at the text rows' mean plus their std of noise: distinct from each other.
     const rows = tf.tidy(() => tf.slice(model.llm.model.embed_tokens.weight, [VOCAB, 0], [-1, -1]).arraySync() as number[][]);
     expect(new Set(rows.map((r) => r.join(','))).size).toBe(TOY_CODEBOOK + 2);
+  });
+
+  it('text generation with the image ids suppressed gives the plain LLM\'s tokens', async () => {
+    manualSeed(3);
+    const plain = tinyBackbone();
+    const expected = await generate(plain, TEXT, { maxNewTokens: 6, eosTokenId: null });
+    plain.dispose();
+    const { model, fusion } = track(build());
+    expect(fusion.imageTokenIds).toEqual(Array.from({ length: TOY_CODEBOOK + 2 }, (_, i) => VOCAB + i));
+    const got = await model.generate(TEXT.map((t) => [{ text: t }]), { maxNewTokens: 6, eosTokenId: null, suppressTokens: fusion.imageTokenIds });
+    expect(got.tokens).toEqual(expected.tokens);
   });
 
   it('after training only the new rows (frozen LLM), text-only logits are still bitwise the plain LLM', async () => {

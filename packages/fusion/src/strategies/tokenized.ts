@@ -121,6 +121,15 @@ export class TokenizedFusion implements FusionStrategy {
     return this.beginImageId + 1;
   }
 
+  /**
+   * Every id the strategy added (codes and both markers): pass as `suppressTokens` to `model.generate` for text
+   * that must not open or contain an image.
+   */
+  get imageTokenIds(): number[] {
+    const { offset, codebookSize } = this.state();
+    return Array.from({ length: codebookSize + 2 }, (_, i) => offset + i);
+  }
+
   attach(ctx: AttachContext): void {
     if (this.attached) throw new Error(`tokenized fusion: this strategy already serves '${this.attached.name}'; make one per modality`);
     const codec = requirePath(ctx.modality, 'discrete') as DiscreteCodec<any, any>;
