@@ -170,6 +170,12 @@ describe('tokenized fusion', () => {
     const result = await expectNoLeaks(() => fusion.generateImage(model, [{ text: [BOS, 5] }], { guidance: 2, temperature: 0.8, topK: 4, seed: 1 }), 'generateImage');
     expect(result.codes).toHaveLength(1);
     expectNoLeaksSync(() => tf.dispose(model.loss([imageSample(1)])), 'loss');
+    const { model: weighted } = track(build({ codeLossWeight: 2, zLoss: 1e-3 }));
+    expectNoLeaksSync(() => tf.dispose(weighted.loss([imageSample(1), imageSample(2, true)])), 'loss with code weight and z-loss');
+    expectNoLeaksSync(() => {
+      const { value, grads } = tf.variableGrads(() => weighted.loss([imageSample(3)]));
+      tf.dispose([value, ...Object.values(grads)]);
+    }, 'gradients');
   });
 
   it('errors: a code out of range, a budget under the grid, guidance without an unconditional path', async () => {
