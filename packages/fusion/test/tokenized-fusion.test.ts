@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Trainer, manualSeed, TOKEN_KIND } from '@chimera/core';
-import { expectNoLeaks, expectNoLeaksSync, setupTestBackend } from '@chimera/core/testing';
+import { TEST_BACKENDS, expectNoLeaks, expectNoLeaksSync, setupTestBackend } from '@chimera/core/testing';
 import { causalLMLoss, generate, zLoss } from '@chimera/llm';
 import { compose, tokenizedFusion, type ComposedModel, type ComposedSample, type TokenizedFusion, type TokenizedFusionOptions } from '../src/index';
 import { BOS, VOCAB, tinyBackbone } from './helpers/toy';
@@ -47,8 +47,8 @@ function textLogits(model: ComposedModel): number[][][] {
   });
 }
 
-describe('tokenized fusion', () => {
-  beforeAll(() => setupTestBackend('cpu'));
+describe.each(TEST_BACKENDS)('tokenized fusion (%s)', (backend) => {
+  beforeAll(() => setupTestBackend(backend));
   const models: ComposedModel[] = [];
   const track = <T extends { model: ComposedModel }>(built: T): T => {
     models.push(built.model);
