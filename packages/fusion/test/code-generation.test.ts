@@ -4,7 +4,7 @@
 // guidance without an unconditional prompt, and no leaked tensors.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { expectNoLeaks, setupTestBackend } from '@chimera/core/testing';
+import { TEST_BACKENDS, expectNoLeaks, setupTestBackend } from '@chimera/core/testing';
 import type { CausalLM } from '@chimera/llm';
 import { generateCodes, type CodeGenerationHooks } from '../src/index';
 import { tinyBackbone, VOCAB } from './helpers/toy';
@@ -23,12 +23,12 @@ function promptOf(backbone: CausalLM, rows: number[][]): tf.Tensor {
   return tf.tidy(() => backbone.model.embed_tokens.forward(tf.tensor2d(rows, [rows.length, rows[0]!.length], 'int32')));
 }
 
-describe('generateCodes', () => {
+describe.each(TEST_BACKENDS)('generateCodes (%s)', (backend) => {
   let backbone: CausalLM;
   let prompt: tf.Tensor;
   let uncond: tf.Tensor;
-  beforeAll(() => {
-    setupTestBackend('cpu');
+  beforeAll(async () => {
+    await setupTestBackend(backend);
     tf.randomUniform([1]).dispose();
     backbone = tinyBackbone();
     prompt = promptOf(backbone, [
@@ -82,6 +82,42 @@ describe('generateCodes', () => {
     expect(one.arraySync()).toEqual(a.arraySync());
     expect(four.arraySync()).not.toEqual(a.arraySync());
     tf.dispose([a, b, one, four]);
+  });
+
+  it('guided greedy codes are the argmax of uncond + w (cond - uncond) from separate plain forwards', async () => {
+    const hooks = chameleonHooks(backbone);
+    const w = 2.5;
+    const guided = await generateCodes(backbone, {
+      prompt: { inputsEmbeds: prompt },
+      unconditional: { inputsEmbeds: uncond },
+      hooks,
+      numCodes: 5,
+      codebookSize: K,
+      guidance: w,
+    });
+    const codes = guided.arraySync();
+    guided.dispose();
+    const condRows = [
+      [1, 5, 9, 3],
+      [1, 7, 2, 3],
+    ];
+    const uncondRows = [
+      [1, 3],
+      [1, 3],
+    ];
+    const codeLogits = (rows: number[][], step: number) => {
+      const ids = rows.map((r, b) => [...r, ...codes[b]!.slice(0, step).map((c) => c + OFFSET)]);
+      const logits = backbone.forward({ inputIds: tf.tensor2d(ids, [2, ids[0]!.length], 'int32') }, { lastLogitsOnly: true }).logits;
+      return tf.slice(tf.reshape(logits, [2, VOCAB]), [0, OFFSET], [2, K]);
+    };
+    for (let step = 0; step < 5; step++) {
+      const expected = tf.tidy(() => {
+        const c = codeLogits(condRows, step);
+        const u = codeLogits(uncondRows, step);
+        return tf.argMax(tf.add(u, tf.mul(tf.sub(c, u), w)), 1).arraySync() as number[];
+      });
+      expect(codes.map((r) => r[step])).toEqual(expected);
+    }
   });
 
   it('guided: cached equals uncached; left-pads the shorter prompt', async () => {
