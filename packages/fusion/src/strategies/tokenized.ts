@@ -231,7 +231,11 @@ export class TokenizedFusion implements FusionStrategy {
    * Generates one image per prompt: appends the begin marker, samples exactly the grid's codes (only code ids
    * between the markers), closes with the end marker and detokenizes through the modality.
    */
-  async generateImage(model: ComposedModel, prompts: ComposedSample | readonly ComposedSample[], options: GenerateImageOptions = {}): Promise<GeneratedImages> {
+  async generateImage(
+    model: ComposedModel,
+    prompts: ComposedSample | readonly ComposedSample[],
+    options: GenerateImageOptions = {},
+  ): Promise<GeneratedImages> {
     const { name, codec, backbone, offset, codebookSize } = this.state();
     if (model.strategies.get(name) !== this || model.llm !== backbone) {
       throw new Error(`tokenized fusion: generateImage got a model this strategy is not part of; pass the model compose() built with it`);
