@@ -47,7 +47,7 @@ describe('VQModel', () => {
     expect([c.codebookSize, c.codebookDim, c.channels, c.zChannels]).toEqual([16384, 8, 128, 256]);
     expect(2 ** (c.channelMult.length - 1)).toBe(16);
     const shapes = new VQModel(SHAPES_VQ_CONFIG);
-    expect(shapes.gridFor(32, 32)).toEqual([4, 4]);
+    expect(shapes.gridFor(32, 32)).toEqual([8, 8]);
     shapes.dispose();
   });
 
