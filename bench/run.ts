@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BENCH_DIR, fixed, flag, markdownTable, option, writeResults } from './common';
 
-const SUITE = ['matmul', 'train-step', 'conv', 'audio-frontend', 'audio-encoder', 'generation', 'generation-torch', 'generation-stories', 'memory', 'threads'] as const;
+const SUITE = ['matmul', 'train-step', 'conv', 'audio-frontend', 'audio-encoder', 'vq', 'generation', 'generation-torch', 'generation-stories', 'memory', 'threads'] as const;
 
 const only = option('only')?.split(',');
 const passThrough = [...(flag('quick') ? ['--quick'] : []), ...(option('backend') ? ['--backend', option('backend')!] : [])];
@@ -115,6 +115,17 @@ const audioEncoder = read('audio-encoder');
 if (audioEncoder && runs.some((r) => r.name === 'audio-encoder')) {
   // Whisper-tiny encoder forward on 30 s (3000 frames), plain and 2x-pooled, against its PyTorch twin.
   for (const r of audioEncoder.rows) {
+    for (const t of r.torch) {
+      const cpu = t.threads === 1 ? `; CPU time ratio ${fixed(t.cpuSeconds / r.cpuSeconds, 2)}x` : '';
+      rows.push([`${r.name}: vs torch ${t.threads} thread${t.threads > 1 ? 's' : ''}`, `${fixed(t.seconds / r.seconds, 2)}x`, `${fixed(r.seconds * 1000, 0)} vs ${fixed(t.seconds * 1000, 0)} ms${cpu}`]);
+    }
+  }
+}
+
+const vq = read('vq');
+if (vq && runs.some((r) => r.name === 'vq')) {
+  // @chimera/vq-tokenizer's VQModel (LlamaGen layout, 64x64): a training step and a decode, against its PyTorch twin.
+  for (const r of vq.rows) {
     for (const t of r.torch) {
       const cpu = t.threads === 1 ? `; CPU time ratio ${fixed(t.cpuSeconds / r.cpuSeconds, 2)}x` : '';
       rows.push([`${r.name}: vs torch ${t.threads} thread${t.threads > 1 ? 's' : ''}`, `${fixed(t.seconds / r.seconds, 2)}x`, `${fixed(r.seconds * 1000, 0)} vs ${fixed(t.seconds * 1000, 0)} ms${cpu}`]);
