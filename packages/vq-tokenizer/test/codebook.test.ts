@@ -83,7 +83,16 @@ describe('VectorQuantizer', () => {
       const nearest = Math.min(...[[0.9, 0.1], [1.1, -0.1]].map(([a, b]) => Math.hypot(after[i]![0]! - a!, after[i]![1]! - b!)));
       expect(nearest).toBeLessThan(0.01);
     }
-    expect(vq.restartDeadCodes(z, 2)).toBe(0); // restarted codes count as fresh
+    expect(vq.restartDeadCodes(z, 2)).toBe(0); // restarted codes get a grace period
+    expect(vq.usage(10)).toBeCloseTo(1 / 3, 6); // but count as used only once chosen
+    const exact = tf.tensor2d([[1, 0]]); // code 0 itself: the restarted codes (near z) stay unchosen
+    for (let i = 0; i < 3; i++) {
+      const out = vq.forward(exact, { record: true });
+      tf.dispose([out.quantized, out.codes, out.latents, out.losses.codebook, out.losses.commitment, out.losses.entropy]);
+    }
+    expect(vq.usage(10)).toBeCloseTo(1 / 3, 6);
+    expect(vq.restartDeadCodes(z, 2)).toBe(2); // the grace period is over: dead again
+    exact.dispose();
     z.dispose();
     vq.dispose();
   });

@@ -70,6 +70,31 @@ describe('VQModel', () => {
     model.dispose();
   });
 
+  it('passes the reconstruction gradient straight through the codebook to the encoder, and leaks nothing', () => {
+    const model = new VQModel(SMALL);
+    const images = tf.randomUniform([2, 8, 8, 3], -1, 1, 'float32', 7);
+    const params = new Map(model.namedParameters());
+    const reached = ['encoder.conv_in.weight', 'quant_conv.weight', 'decoder.conv_out.weight'];
+    const variables = [...reached, 'quantize.embedding.weight'].map((n) => params.get(n)!);
+    // The reconstruction loss alone: the commitment loss would reach the encoder even without the estimator.
+    const { value, grads } = expectNoLeaksSync(() =>
+      tf.variableGrads(() => {
+        const out = model.forward(images, { record: false });
+        tf.dispose([out.codes, out.latents, out.losses.codebook, out.losses.commitment, out.losses.entropy]);
+        return tf.mean(tf.square(tf.sub(out.reconstruction, images))) as tf.Scalar;
+      }, variables),
+    );
+    expect(value.dataSync()[0]).toBeGreaterThan(0);
+    for (const [i, n] of reached.entries()) {
+      expect(tf.norm(grads[variables[i]!.name]!).dataSync()[0]!, n).toBeGreaterThan(0);
+    }
+    // Codes move only by the codebook loss (or EMA): none of the reconstruction gradient reaches them.
+    const codeGrad = grads[variables[3]!.name];
+    expect(codeGrad === undefined ? 0 : tf.norm(codeGrad).dataSync()[0]!).toBe(0);
+    tf.dispose([images, value, ...Object.values(grads)]);
+    model.dispose();
+  });
+
   it('says what is wrong with bad input', () => {
     const model = new VQModel(SMALL);
     const odd = tf.zeros([1, 30, 32, 3]);

@@ -82,6 +82,8 @@ export class VectorQuantizer extends Module {
   private embedSum: tf.Tensor2D | null = null;
   /** Update count at which each code was last chosen (usage and dead codes). */
   private lastUsed: Int32Array;
+  /** Update count at which each code was last restarted: a grace period for dead codes, not usage. */
+  private restartedAt: Int32Array;
   private updates = 0;
   private lastPerplexity = 0;
 
@@ -109,6 +111,7 @@ export class VectorQuantizer extends Module {
     this.embedding = this.addModule('embedding', new Embedding(n, d, { weightInit: table }));
     if (this.update === 'ema') this.embedding.weight.trainable = false;
     this.lastUsed = new Int32Array(n).fill(-1);
+    this.restartedAt = new Int32Array(n).fill(-1);
   }
 
   /** The codes as matched: [n, dim], normalised when l2Norm (caller disposes). */
@@ -201,7 +204,9 @@ export class VectorQuantizer extends Module {
    */
   restartDeadCodes(latents: tf.Tensor, deadAfter: number, seed = this.updates): number {
     const dead: number[] = [];
-    for (let i = 0; i < this.codebookSize; i++) if (this.updates - this.lastUsed[i]! > deadAfter) dead.push(i);
+    for (let i = 0; i < this.codebookSize; i++) {
+      if (this.updates - Math.max(this.lastUsed[i]!, this.restartedAt[i]!) > deadAfter) dead.push(i);
+    }
     if (dead.length === 0) return 0;
     const rows = latents.size / this.codebookDim;
     const picks = dead.map((_, i) => (Math.imul(seed + 1, 2654435761) + Math.imul(i + 1, 40503)) >>> 0).map((h) => h % rows);
@@ -226,7 +231,9 @@ export class VectorQuantizer extends Module {
       this.clusterSize = size;
       this.embedSum = sum;
     }
-    for (const i of dead) this.lastUsed[i] = this.updates;
+    // A restarted code gets deadAfter updates to be chosen before it counts as dead again; it counts as used
+    // only once chosen (otherwise usage() would report restarts as usage).
+    for (const i of dead) this.restartedAt[i] = this.updates;
     return dead.length;
   }
 
